@@ -1,0 +1,266 @@
+"""Named corpora, and how text becomes training batches.
+
+Every corpus is registered with its upstream URL, sha256, license and size. ``data_path(name)``
+finds the file in this order:
+
+    1. ``$MINIGPT_DATA_DIR/<name>/<filename>``   a folder of copies (tests and CI use one)
+    2. ``$MINIGPT_CACHE_DIR/<name>/<filename>``  the user cache, by default ``~/.cache/minigpt``
+    3. a download into the user cache            checksum-verified, written atomically
+
+Offline with no copy it raises ``DataUnavailable``, whose message says where to put the file.
+Links die and files change upstream, so every file is checked against its sha256 before use.
+
+Then, as in nanoGPT: ``split`` keeps the first 90% of the token ids for training and the last
+10% for validation, and ``get_batch`` cuts random windows out of them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import http.client
+import json
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+class DataUnavailable(OSError):
+    """The corpus is not on this machine and could not be downloaded."""
+
+
+class ChecksumMismatch(ValueError):
+    """A file's sha256 is not the registered one: damaged, truncated, or another version."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """One registered file: where it comes from and how to recognise it."""
+
+    name: str         # registry key, also the folder name under MINIGPT_DATA_DIR and the cache
+    filename: str
+    url: str          # upstream download URL
+    sha256: str
+    license: str
+    size_bytes: int
+    description: str
+    source: str       # where the file was taken from (repository, path, commit)
+
+
+_RASBT = "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/28c65cdfbc3338e2e040016eea4b7fdf556e4d57/ch07"
+
+CORPORA: dict[str, Corpus] = {c.name: c for c in (
+    Corpus(
+        name="tinyshakespeare",
+        filename="input.txt",
+        url="https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+        sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+        license="public domain",
+        size_bytes=1_115_394,
+        description="About 40,000 lines of Shakespeare's plays in one ASCII text file (65 distinct characters).",
+        source="karpathy/char-rnn, data/tinyshakespeare/input.txt (the file nanoGPT's shakespeare_char uses)",
+    ),
+    Corpus(
+        name="instruction-data",
+        filename="instruction-data.json",
+        url=f"{_RASBT}/01_main-chapter-code/instruction-data.json",
+        sha256="7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944",
+        license="Apache-2.0",
+        size_bytes=203_524,
+        description="1,100 instruction-tuning records: a JSON list of {instruction, input, output}.",
+        source="rasbt/LLMs-from-scratch @ 28c65cdf, ch07/01_main-chapter-code/instruction-data.json",
+    ),
+    Corpus(
+        name="preference-data",
+        filename="instruction-data-with-preference.json",
+        url=f"{_RASBT}/04_preference-tuning-with-dpo/instruction-data-with-preference.json",
+        sha256="305315abf14f65fa42c01a0877572f832606571c2a7d49f152ac1d758b16756e",
+        license="Apache-2.0 (answers written by Llama 3.1 70B, whose output terms may also apply)",
+        size_bytes=386_968,
+        description="1,100 preference records: a JSON list of {instruction, input, output, chosen, rejected}.",
+        source="rasbt/LLMs-from-scratch @ 28c65cdf, ch07/04_preference-tuning-with-dpo/"
+               "instruction-data-with-preference.json",
+    ),
+)}
+
+
+def get_corpus(name: str) -> Corpus:
+    """The registered Corpus called ``name``; ValueError naming the known ones otherwise."""
+    if name in CORPORA:
+        return CORPORA[name]
+    close = difflib.get_close_matches(str(name), CORPORA, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown corpus {name!r}; known corpora are {sorted(CORPORA)}.{hint}")
+
+
+def cache_dir() -> Path:
+    """Where downloads go: ``$MINIGPT_CACHE_DIR``, else ``~/.cache/minigpt``."""
+    return Path(os.environ.get("MINIGPT_CACHE_DIR") or Path.home() / ".cache" / "minigpt").expanduser()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# Files already checked in this process, keyed by (path, size, mtime) so an edited file is checked again.
+_verified: set[tuple[str, int, int]] = set()
+
+
+def _verify(corpus: Corpus, path: Path) -> Path:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key in _verified:
+        return path
+    got = _sha256(path)
+    if got != corpus.sha256:
+        raise ChecksumMismatch(
+            f"{path} is not the registered {corpus.name!r}: expected sha256 {corpus.sha256} "
+            f"({corpus.size_bytes:,} bytes), got {got} ({st.st_size:,} bytes). The file is damaged "
+            f"or another version; delete it (it will then be downloaded again) or replace it "
+            f"with a copy of {corpus.url}")
+    _verified.add(key)
+    return path
+
+
+def _download(corpus: Corpus, dest: Path) -> Path:
+    """Fetch ``corpus.url`` into ``dest``: stream into a temp file beside it, check the sha256,
+    then ``os.replace`` (atomic), so ``dest`` is either absent or complete and verified."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    print(f"minigpt: downloading {corpus.name} ({corpus.size_bytes / 1e6:.1f} MB) from {corpus.url} to {dest}")
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        h = hashlib.sha256()
+        with os.fdopen(fd, "wb") as f:
+            with urllib.request.urlopen(corpus.url, timeout=60) as response:
+                for chunk in iter(lambda: response.read(1 << 16), b""):
+                    f.write(chunk)
+                    h.update(chunk)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+        got = h.hexdigest()
+        if got != corpus.sha256:
+            raise ChecksumMismatch(
+                f"downloaded {corpus.url} but its sha256 is {got}, expected {corpus.sha256}: the file "
+                f"changed upstream or the download was corrupted. Nothing was saved. Try again; if it "
+                f"persists, get the file by hand, check it with sha256sum, and put it at {dest}")
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)  # never leave a partial file behind
+        raise
+    _verified.add((str(dest.resolve()), dest.stat().st_size, dest.stat().st_mtime_ns))
+    return dest
+
+
+def data_path(name: str) -> Path:
+    """Path of corpus ``name`` on this machine, verified against its sha256.
+
+    Looks in ``$MINIGPT_DATA_DIR/<name>/``, then the user cache, then downloads into the cache.
+    Raises ValueError (unknown name), ChecksumMismatch (a copy that is not the registered file),
+    or DataUnavailable (no copy, no download; the message says where to put the file).
+    """
+    corpus = get_corpus(name)
+    data_dir = os.environ.get("MINIGPT_DATA_DIR")
+    local = Path(data_dir).expanduser() / corpus.name / corpus.filename if data_dir else None
+    if local is not None and local.is_file():
+        return _verify(corpus, local)
+    cached = cache_dir() / corpus.name / corpus.filename
+    if cached.is_file():
+        return _verify(corpus, cached)
+    try:
+        return _download(corpus, cached)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException, PermissionError) as e:
+        # URLError wraps the socket error in .reason; HTTPError's own str has the status code
+        reason = e if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
+        places = [f"  {cached}   (the user cache; set MINIGPT_CACHE_DIR to move it)"]
+        if local is not None:
+            places.insert(0, f"  {local}   ($MINIGPT_DATA_DIR)")
+        else:
+            places.append(f"  <folder>/{corpus.name}/{corpus.filename}   with MINIGPT_DATA_DIR=<folder>")
+        raise DataUnavailable(
+            f"corpus {corpus.name!r} is not on this machine and could not be downloaded from "
+            f"{corpus.url} ({reason}).\nDownload that file where you have internet and put it at\n"
+            + "\n".join(places) + f"\nIts sha256 must be {corpus.sha256}.") from e
+
+
+def load_text(name: str) -> str:
+    """The whole text of corpus ``name`` (e.g. "tinyshakespeare") as one str, read as UTF-8."""
+    return data_path(name).read_text(encoding="utf-8")
+
+
+def load_json(name: str):
+    """Corpus ``name`` parsed as JSON (e.g. "instruction-data": a list of dicts)."""
+    return json.loads(data_path(name).read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------------- splits and batches
+
+def _as_ids(ids, what: str) -> torch.Tensor:
+    """ids (list of ints, or a 1-D integer tensor / array) -> 1-D integer tensor, no copy for tensors."""
+    if isinstance(ids, str):
+        raise ValueError(f"{what} is a str; encode it into token ids first, e.g. tok.encode(text)")
+    t = torch.as_tensor(ids)
+    if t.dim() != 1 or t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+        raise ValueError(f"{what} must be a 1-D sequence of integer token ids, got {t.dim()}-D {t.dtype}")
+    return t
+
+
+def split(ids, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split token ids into (train, val): the first (1 - val_fraction) of the text and the rest.
+
+    ids: [N] token ids (list of ints or 1-D integer tensor).
+    Returns (train [N - M], val [M]) 1-D tensors (views of ``ids`` when it is a tensor).
+    A contiguous cut, not a shuffle: validation text the model has never seen nearby.
+    """
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be a number strictly between 0 and 1, got {val_fraction!r}")
+    data = _as_ids(ids, "ids")
+    n = int(len(data) * (1 - val_fraction))
+    if n == 0 or n == len(data):
+        raise ValueError(f"{len(data)} token ids are too few to split with val_fraction={val_fraction}: "
+                         f"train would get {n} and val {len(data) - n}; both need at least one")
+    return data[:n], data[n:]
+
+
+def get_batch(data, batch_size: int, block_size: int, generator: torch.Generator | None = None,
+              device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of random windows of ``data`` and, for each, the next token at every position.
+
+    data:       [N] token ids (1-D integer tensor or list), N >= block_size + 1.
+    generator:  optional torch.Generator for repeatable batches.
+    device:     where to put the batch (default: where ``data`` is).
+    Returns x [B, T] long and y [B, T] long with B = batch_size, T = block_size, and
+    y[b, t] = x[b, t + 1] (y[b, -1] is the token after the window): the target at every position
+    is the true next token. That is teacher forcing in a decoder-only model: one forward pass
+    trains all T predictions at once, each conditioned on the real text, not on its own guesses.
+    """
+    for arg, value in (("batch_size", batch_size), ("block_size", block_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+    data = _as_ids(data, "data")
+    if len(data) < block_size + 1:
+        raise ValueError(f"data has {len(data)} tokens but block_size={block_size} needs at least "
+                         f"{block_size + 1} (a window plus the token after it); use a smaller "
+                         f"block_size or more text")
+    # Start offsets in [0, N - T - 1], so the last target data[i + T] is still inside the data.
+    ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    window = ix[:, None] + torch.arange(block_size)  # [B, T] positions into data
+    x, y = data[window].long(), data[window + 1].long()
+    if device is not None:
+        device = torch.device(device)
+        if device.type == "cuda" and x.device.type == "cpu":
+            if not torch.cuda.is_available():
+                raise ValueError(f"device {device} was asked for but CUDA is not available; use device='cpu'")
+            # Page-locked memory lets the copy run asynchronously while the GPU keeps working.
+            x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+        else:
+            x, y = x.to(device), y.to(device)
+    return x, y
