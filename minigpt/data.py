@@ -21,13 +21,14 @@ import hashlib
 import http.client
 import json
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from .files import atomic_file
 
 
 class DataUnavailable(OSError):
@@ -134,28 +135,19 @@ def _verify(corpus: Corpus, path: Path) -> Path:
 def _download(corpus: Corpus, dest: Path) -> Path:
     """Fetch ``corpus.url`` into ``dest``: stream into a temp file beside it, check the sha256,
     then ``os.replace`` (atomic), so ``dest`` is either absent or complete and verified."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
     print(f"minigpt: downloading {corpus.name} ({corpus.size_bytes / 1e6:.1f} MB) from {corpus.url} to {dest}")
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
+    with atomic_file(dest, "wb") as f:  # on any error below, nothing is left at dest
         h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as f:
-            with urllib.request.urlopen(corpus.url, timeout=60) as response:
-                for chunk in iter(lambda: response.read(1 << 16), b""):
-                    f.write(chunk)
-                    h.update(chunk)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+        with urllib.request.urlopen(corpus.url, timeout=60) as response:
+            for chunk in iter(lambda: response.read(1 << 16), b""):
+                f.write(chunk)
+                h.update(chunk)
         got = h.hexdigest()
         if got != corpus.sha256:
             raise ChecksumMismatch(
                 f"downloaded {corpus.url} but its sha256 is {got}, expected {corpus.sha256}: the file "
                 f"changed upstream or the download was corrupted. Nothing was saved. Try again; if it "
                 f"persists, get the file by hand, check it with sha256sum, and put it at {dest}")
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)  # never leave a partial file behind
-        raise
     _verified.add((str(dest.resolve()), dest.stat().st_size, dest.stat().st_mtime_ns))
     return dest
 

@@ -24,14 +24,14 @@ from __future__ import annotations
 import codecs
 import heapq
 import json
-import os
 import re
-import tempfile
 import time
 import warnings
 from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
+
+from .files import atomic_file
 
 FORMAT_VERSION = 1  # of the JSON files; bump when the layout changes
 
@@ -143,18 +143,9 @@ def _compile_pattern(pattern: str):
 # ----------------------------------------------------------------------------- files
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename it over: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write through ``atomic_file``: a crash never leaves half a tokenizer file."""
+    with atomic_file(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _read_json(path) -> dict:
