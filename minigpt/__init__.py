@@ -20,8 +20,13 @@ _EXPORTS = {
     "CharTokenizer": "tokenizer", "BPETokenizer": "tokenizer", "TokenizerError": "tokenizer",
     "generate": "sampling", "stream": "sampling", "beam_search": "sampling",
     "next_token_distribution": "sampling", "NextTokenDistribution": "sampling",
-    "Trainer": "train", "TrainConfig": "train", "TrainingDiverged": "train",
+    "trace_generation": "sampling", "GenerationStep": "sampling",
+    "Beam": "sampling", "BeamStep": "sampling", "Candidate": "sampling",
+    "apply_temperature": "sampling", "top_k_filter": "sampling", "top_p_filter": "sampling",
+    "apply_repetition_penalty": "sampling",
+    "Trainer": "train", "TrainConfig": "train", "TrainingDiverged": "train", "lr_at": "train",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "CheckpointError": "checkpoint",
+    "load_model": "checkpoint", "export_weights": "checkpoint",
     "pick_device": "runtime", "is_fast": "runtime", "seed_everything": "runtime",
 }
 _SUBMODULES = {"model", "tokenizer", "data", "sampling", "train", "checkpoint", "pretrained", "runtime", "viz"}
