@@ -1,0 +1,297 @@
+"""Command line: train, sample, chat with and export models.
+
+    python -m minigpt train --data tinyshakespeare --out-dir runs/shakespeare
+    python -m minigpt sample --checkpoint runs/shakespeare/ckpt.pt --prompt "ROMEO:"
+    python -m minigpt sample --pretrained shakespeare-char --temperature 0.8 --top-p 0.9
+    python -m minigpt chat --you ROMEO --them JULIET
+
+Every option is explained by ``python -m minigpt <command> --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    from .train import TrainConfig
+
+    d = TrainConfig()
+    data = p.add_argument_group("data")
+    src = data.add_mutually_exclusive_group()
+    src.add_argument("--data", default="tinyshakespeare",
+                     help="name of a registered corpus (see minigpt.data.CORPORA) (default: %(default)s)")
+    src.add_argument("--text-file", type=Path, help="train on this UTF-8 text file instead of a named corpus")
+    data.add_argument("--tokenizer", choices=("char", "bpe"), default="char",
+                      help="characters, or byte-level BPE trained on the corpus (default: %(default)s)")
+    data.add_argument("--vocab-size", type=int, default=512,
+                      help="BPE vocabulary size, 256 bytes + merges + special tokens (default: %(default)s)")
+    data.add_argument("--val-fraction", type=float, default=0.1,
+                      help="last fraction of the corpus held out for validation (default: %(default)s)")
+
+    model = p.add_argument_group("model")
+    model.add_argument("--block-size", type=int, default=128, help="context length in tokens (default: %(default)s)")
+    model.add_argument("--n-layer", type=int, default=4, help="number of decoder blocks (default: %(default)s)")
+    model.add_argument("--n-head", type=int, default=4, help="attention heads per block (default: %(default)s)")
+    model.add_argument("--n-embd", type=int, default=128, help="width of the residual stream (default: %(default)s)")
+    model.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default: %(default)s)")
+
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument("--max-iters", type=int, default=d.max_iters, help="optimizer steps (default: %(default)s)")
+    opt.add_argument("--batch-size", type=int, default=d.batch_size,
+                     help="sequences per micro-batch (default: %(default)s)")
+    opt.add_argument("--grad-accum", type=int, default=d.grad_accum_steps,
+                     help="micro-batches accumulated per step; effective batch = batch-size x this (default: %(default)s)")
+    opt.add_argument("--lr", type=float, default=d.learning_rate, help="peak learning rate (default: %(default)s)")
+    opt.add_argument("--min-lr", type=float, default=d.min_lr, help="learning rate at the end of the cosine decay (default: %(default)s)")
+    opt.add_argument("--warmup-iters", type=int, default=d.warmup_iters,
+                     help="steps of linear warm-up from 0 to --lr (default: %(default)s)")
+    opt.add_argument("--weight-decay", type=float, default=d.weight_decay,
+                     help="AdamW weight decay on matrices and embeddings, never on biases or norms (default: %(default)s)")
+    opt.add_argument("--grad-clip", type=float, default=d.grad_clip,
+                     help="clip the global gradient norm to this; 0 turns clipping off (default: %(default)s)")
+
+    run = p.add_argument_group("run")
+    run.add_argument("--eval-interval", type=int, default=d.eval_interval,
+                     help="evaluate on train and validation splits every N steps (default: %(default)s)")
+    run.add_argument("--eval-iters", type=int, default=d.eval_iters,
+                     help="batches averaged per evaluation (default: %(default)s)")
+    run.add_argument("--out-dir", type=Path, help="folder for ckpt.pt; without it nothing is saved")
+    run.add_argument("--resume", action="store_true", help="continue from OUT_DIR/ckpt.pt exactly where it stopped")
+    run.add_argument("--export", type=Path,
+                     help="after training, write a small weights-only file here (model, tokenizer, history)")
+    run.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, mps (default: %(default)s)")
+    run.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                     help="autocast dtype; auto = bfloat16 on CUDA, float32 on CPU (default: %(default)s)")
+    run.add_argument("--compile", action="store_true", help="torch.compile the model (worth it on CUDA)")
+    run.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar, one log line per eval")
+    run.add_argument("--fast", action="store_true", help="tiny run for a smoke test (as MINIGPT_FAST=1): 2 layers, 32 wide, "
+                     "at most 30 steps on a slice of the corpus")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", type=Path, help="a ckpt.pt or exported weights file")
+    src.add_argument("--pretrained", default=None,
+                     help="name of a model shipped with minigpt (default: shakespeare-char)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: %(default)s)")
+
+
+def _add_sampling_args(p: argparse.ArgumentParser, max_new_tokens: int = 300) -> None:
+    p.add_argument("--max-new-tokens", type=int, default=max_new_tokens,
+                   help="tokens to generate (default: %(default)s)")
+    p.add_argument("--temperature", type=float, default=0.8,
+                   help="below 1 sharper, above 1 flatter; 0 = greedy (default: %(default)s)")
+    p.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
+    p.add_argument("--top-p", type=float, default=None,
+                   help="sample only among the smallest set of tokens whose probability reaches p (nucleus)")
+    p.add_argument("--repetition-penalty", type=float, default=1.0,
+                   help="> 1 discourages tokens already in the text (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=None, help="random seed; the same seed gives the same text")
+
+
+def _load_for_sampling(args):
+    import torch
+
+    from . import pretrained
+    from .checkpoint import load_model
+    from .runtime import pick_device
+
+    device = pick_device() if args.device == "auto" else torch.device(args.device)
+    if args.checkpoint is not None:
+        model, tok = load_model(args.checkpoint, device=device)
+        if tok is None:
+            raise SystemExit(f"error: {args.checkpoint} holds no tokenizer, so its text cannot be decoded; "
+                             f"train with `python -m minigpt train`, which stores it")
+    else:
+        model, tok = pretrained.load(args.pretrained or "shakespeare-char", device=device)
+    return model.eval(), tok
+
+
+def cmd_sample(args) -> None:
+    from .sampling import beam_search, stream
+
+    model, tok = _load_for_sampling(args)
+    for i in range(args.num_samples):
+        seed = None if args.seed is None else args.seed + i
+        sys.stdout.write(args.prompt)
+        if args.beam_width is not None:
+            text = beam_search(model, tok, args.prompt, beam_width=args.beam_width,
+                               max_new_tokens=args.max_new_tokens,
+                               repetition_penalty=args.repetition_penalty, stop=args.stop)
+            sys.stdout.write(text)
+        else:
+            for piece in stream(model, tok, args.prompt, max_new_tokens=args.max_new_tokens,
+                                temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                                repetition_penalty=args.repetition_penalty, stop=args.stop, seed=seed):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        sys.stdout.write("\n" + ("-" * 40 + "\n" if i < args.num_samples - 1 else ""))
+
+
+def cmd_chat(args) -> None:
+    """A chat is the same next-token loop with a script around it: an opening text (the
+    'system prompt'), then turns written as a play, 'YOU:\\n<your line>\\n\\nTHEM:\\n', and the
+    model continues the script until it ends the speech with a blank line."""
+    from .sampling import stream
+
+    model, tok = _load_for_sampling(args)
+    transcript = args.system.replace("\\n", "\n")
+    print(f"Chatting with {args.them} as {args.you}. An empty line or Ctrl-D ends the chat.")
+    if model.config.block_size < 400:
+        print(f"(the model reads only the last {model.config.block_size} tokens: it forgets what came earlier)")
+    turn = 0
+    while True:
+        try:
+            line = input(f"{args.you}: ").strip()
+        except EOFError:
+            print()
+            break
+        if not line:
+            break
+        prompt = f"{transcript}{args.you}:\n{line}\n\n{args.them}:\n"
+        try:
+            tok.encode(prompt)
+        except ValueError as e:  # e.g. a character the model's tokenizer has never seen
+            print(f"  ({e}) Try again.")
+            continue
+        sys.stdout.write(f"{args.them}: ")
+        reply = []
+        seed = None if args.seed is None else args.seed + turn
+        for piece in stream(model, tok, prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                            top_k=args.top_k, top_p=args.top_p, repetition_penalty=args.repetition_penalty,
+                            stop=["\n\n"], seed=seed):
+            if not reply:  # a speech may open with a blank line; don't print it
+                piece = piece.lstrip("\n")
+                if not piece:
+                    continue
+            reply.append(piece)
+            sys.stdout.write(piece.replace("\n", "\n" + " " * (len(args.them) + 2)))
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        transcript = prompt + "".join(reply).strip("\n") + "\n\n"
+        turn += 1
+
+
+def cmd_train(args) -> None:
+    import os
+
+    import torch
+
+    from . import data
+    from .checkpoint import export_weights
+    from .model import GPT, GPTConfig
+    from .runtime import is_fast
+    from .tokenizer import BPETokenizer, CharTokenizer
+    from .train import Trainer, TrainConfig
+
+    if args.fast:
+        os.environ["MINIGPT_FAST"] = "1"
+    if args.text_file is not None:
+        if not args.text_file.is_file():
+            raise SystemExit(f"error: --text-file {args.text_file} does not exist")
+        text = args.text_file.read_text(encoding="utf-8")
+    else:
+        text = data.load_text(args.data)
+    if is_fast():  # a smoke test: a slice of the corpus, a tiny model, a few steps
+        text = text[:100_000]
+        args.n_layer, args.n_head, args.n_embd, args.block_size = 2, 2, 32, min(args.block_size, 32)
+        args.max_iters, args.eval_interval, args.eval_iters = min(args.max_iters, 30), 15, 2
+        args.warmup_iters = min(args.warmup_iters, 5)
+    if args.tokenizer == "char":
+        tok = CharTokenizer.from_text(text)
+    else:
+        tok = BPETokenizer.train(text, vocab_size=args.vocab_size)
+    ids = torch.tensor(tok.encode(text), dtype=torch.long)
+    train_ids, val_ids = data.split(ids, val_fraction=args.val_fraction)
+    config = GPTConfig(vocab_size=tok.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
+                       n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout)
+    torch.manual_seed(args.seed)
+    model = GPT(config)
+    tc = TrainConfig(max_iters=args.max_iters, batch_size=args.batch_size, grad_accum_steps=args.grad_accum,
+                     learning_rate=args.lr, min_lr=args.min_lr, warmup_iters=args.warmup_iters,
+                     weight_decay=args.weight_decay, grad_clip=args.grad_clip,
+                     eval_interval=args.eval_interval, eval_iters=args.eval_iters, out_dir=args.out_dir,
+                     device=args.device, dtype=args.dtype, compile=args.compile, seed=args.seed,
+                     progress=not args.no_progress)
+    trainer = Trainer(model, train_ids, val_ids, tc, tokenizer=tok)
+    print(f"training {model.num_params():,} parameters on {len(train_ids):,} tokens "
+          f"({tok.__class__.__name__}, vocab {tok.vocab_size}) on {trainer.device}")
+    trainer.fit(resume=args.resume)
+    if args.export is not None and trainer.is_main_process:
+        export_weights(args.export, trainer.raw_model, tokenizer=tok,
+                       extra={"history": trainer.history, "train_config": tc.to_dict()})
+        print(f"wrote {args.export}")
+
+
+def cmd_export(args) -> None:
+    from .checkpoint import export_weights, load_checkpoint, load_model
+
+    model, tok = load_model(args.checkpoint)
+    extra = load_checkpoint(args.checkpoint).get("extra", {})
+    export_weights(args.to, model, tokenizer=tok, extra={k: v for k, v in extra.items() if k in ("history", "train_config")})
+    print(f"wrote {args.to}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m minigpt", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,chat,export}")
+    p = sub.add_parser("train", help="train a GPT on a corpus",
+                       description="Train a GPT on a corpus, with checkpoints you can resume. "
+                                   "Launch with `torchrun --nproc_per_node N -m minigpt train ...` for data parallel.")
+    _add_train_args(p)
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("sample", help="generate text from a checkpoint or a shipped model",
+                       description="Generate text, token by token, from a trained model.")
+    _add_model_args(p)
+    p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    _add_sampling_args(p)
+    p.add_argument("--beam-width", type=int, default=None,
+                   help="use beam search with this many beams instead of sampling")
+    p.add_argument("--stop", action="append", default=None, help="stop when this text appears (repeatable)")
+    p.add_argument("--num-samples", type=int, default=1, help="how many samples to draw (default: %(default)s)")
+    p.set_defaults(func=cmd_sample)
+    p = sub.add_parser("chat", help="take turns with a model, written as the lines of a play",
+                       description="Chat with a model: your lines and its replies become a script that the "
+                                   "model continues, one next token at a time, until it ends its speech. "
+                                   "The Shakespeare model answers in character, not with facts: it has "
+                                   "learned plays, not conversation.")
+    _add_model_args(p)
+    p.add_argument("--you", default="ROMEO", help="the name your lines are spoken under (default: %(default)s)")
+    p.add_argument("--them", default="JULIET", help="the name the model answers as (default: %(default)s)")
+    p.add_argument("--system", default="",
+                   help="opening text that sets the scene before the first turn, the 'system prompt' "
+                        "(\\n for a new line; default: none)")
+    _add_sampling_args(p, max_new_tokens=200)
+    p.set_defaults(func=cmd_chat)
+    p = sub.add_parser("export", help="strip a training checkpoint down to a small weights file",
+                       description="Write model, tokenizer and loss history, without optimizer state.")
+    p.add_argument("--checkpoint", type=Path, required=True, help="the ckpt.pt to read")
+    p.add_argument("--to", type=Path, required=True, help="the weights file to write")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .data import DataUnavailable
+    from .train import TrainingDiverged
+
+    try:
+        args.func(args)
+    except (ValueError, CheckpointError, DataUnavailable, TrainingDiverged, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
