@@ -1,0 +1,420 @@
+"""Interactive explorers for the course notebooks, built with ipywidgets (>= 8).
+
+Each explorer is an ipywidgets container: display it (last line of a cell) and play. Its
+controls and outputs are attributes (``explorer.temperature``, ``explorer.sample_button``,
+``explorer.image`` ...), so a notebook or a test can drive it from code, e.g.
+``explorer.top_k.value = 5`` or ``explorer.argmax_button.click()``.
+
+Pictures are drawn by the functions of ``plots.py`` and shown as a PNG in an ``Image``
+widget, so each explorer shows a useful first state before anyone touches it. Displaying an
+explorer also offers that picture as a plain ``image/png``, which is what static viewers
+(GitHub, nbviewer, an untrusted notebook) show in place of the live widget.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import numbers
+
+import ipywidgets as widgets
+import torch
+
+from .. import sampling
+from . import plots
+from .plots import visible
+
+
+def figure_png(fig, dpi: int = 96) -> bytes:
+    """A matplotlib Figure as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def _error(message: str) -> str:
+    return f'<span style="color:#b00020">{html.escape(message)}</span>'
+
+
+class FigureBox(widgets.VBox):
+    """A VBox whose main picture is a matplotlib figure shown in ``self.image``.
+
+    ``show(fig)`` renders the figure into the Image widget and keeps it as ``self.figure`` (to
+    inspect it, or ``self.figure.savefig(...)``). When displayed, the box adds its current
+    picture as ``image/png`` beside the live widget, for viewers that cannot run widgets.
+    """
+
+    def __init__(self, children=(), dpi: int = 96, **kwargs):
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
+        self.figure = None
+        self.dpi = dpi
+        super().__init__(children=list(children) + [self.image], **kwargs)
+
+    def show(self, fig) -> None:
+        self.figure = fig
+        self.image.value = figure_png(fig, self.dpi)
+
+    def static_png(self) -> bytes:
+        """The picture that stands in for the widget where widgets cannot run (PNG bytes)."""
+        return bytes(self.image.value)
+
+    def _repr_mimebundle_(self, **kwargs):
+        data = super()._repr_mimebundle_(**kwargs)
+        png = self.static_png()
+        if data is not None and png:
+            data["image/png"] = base64.b64encode(png).decode("ascii")
+        return data
+
+
+# --------------------------------------------------------------------------- next token
+
+
+class NextTokenExplorer(FigureBox):
+    """Watch the next-token distribution go through repetition penalty, temperature, top-k and
+    top-p, then grow the prompt one token at a time.
+
+    Controls: ``prompt`` (Textarea), ``temperature``, ``top_k`` (0 = off), ``top_p`` (1 = off),
+    ``repetition_penalty`` sliders, ``seed``; buttons ``argmax_button`` (append the most likely
+    token), ``sample_button`` (append a token drawn from the final distribution, reproducibly
+    from ``seed``), ``undo_button``. State: ``ids`` (the context's token ids), ``distribution``
+    (the current NextTokenDistribution), ``status`` (HTML line).
+    """
+
+    def __init__(self, model, tokenizer, prompt: str = "ROMEO:", n: int = 15, stages="all", seed: int = 0):
+        self.model, self.tokenizer, self.n, self.stages = model, tokenizer, n, stages
+        self.ids: list[int] = []
+        self.distribution = None
+        self._syncing = False  # True while the prompt box is being set from self.ids
+        slider = dict(continuous_update=False, style={"description_width": "initial"})
+        self.prompt = widgets.Textarea(value=prompt, description="prompt", continuous_update=False,
+                                       layout=widgets.Layout(width="95%", height="4em"))
+        self.temperature = widgets.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.05, description="temperature",
+                                               **slider)
+        self.top_k = widgets.IntSlider(value=0, min=0, max=min(tokenizer.vocab_size, 100),
+                                       description="top-k (0 = off)", **slider)
+        self.top_p = widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p (1 = off)",
+                                         **slider)
+        self.repetition_penalty = widgets.FloatSlider(value=1.0, min=1.0, max=3.0, step=0.05,
+                                                      description="repetition penalty", **slider)
+        self.seed = widgets.IntText(value=seed, description="seed", layout=widgets.Layout(width="12em"))
+        self.argmax_button = widgets.Button(description="take argmax", tooltip="append the most likely token")
+        self.sample_button = widgets.Button(description="sample",
+                                            tooltip="append a token drawn from the final distribution")
+        self.undo_button = widgets.Button(description="undo", tooltip="remove the last token")
+        self.status = widgets.HTML()
+        self._generator = torch.Generator().manual_seed(seed)
+
+        for w in (self.temperature, self.top_k, self.top_p, self.repetition_penalty):
+            w.observe(lambda _: self.redraw(), names="value")
+        self.prompt.observe(self._on_prompt, names="value")
+        self.seed.observe(lambda change: self._generator.manual_seed(int(change["new"])), names="value")
+        self.argmax_button.on_click(lambda _: self.step(greedy=True))
+        self.sample_button.on_click(lambda _: self.step(greedy=False))
+        self.undo_button.on_click(lambda _: self.undo())
+        super().__init__([
+            self.prompt,
+            widgets.HBox([widgets.VBox([self.temperature, self.top_k]),
+                          widgets.VBox([self.top_p, self.repetition_penalty])]),
+            widgets.HBox([self.argmax_button, self.sample_button, self.undo_button, self.seed]),
+            self.status,
+        ])
+        self._on_prompt({"new": prompt})
+
+    def settings(self) -> dict:
+        """The knobs as ``next_token_distribution`` takes them (off = None)."""
+        return dict(temperature=self.temperature.value, top_k=self.top_k.value or None,
+                    top_p=self.top_p.value if self.top_p.value < 1 else None,
+                    repetition_penalty=self.repetition_penalty.value)
+
+    def _on_prompt(self, change):
+        if self._syncing:
+            return
+        try:
+            self.ids = list(self.tokenizer.encode(change["new"])) if change["new"] else []
+        except ValueError as e:  # e.g. a character the tokenizer does not know
+            self.status.value = _error(str(e))
+            return
+        self.redraw()
+
+    def _set_ids(self, ids, note=""):
+        self.ids = list(ids)
+        self._syncing = True
+        try:
+            self.prompt.value = self.tokenizer.decode(self.ids)
+        finally:
+            self._syncing = False
+        self.redraw(note)
+
+    def redraw(self, note: str = "") -> None:
+        """Recompute the distribution for the current context and knobs, and draw it."""
+        try:
+            dist = sampling.next_token_distribution(self.model, self.tokenizer, self.ids, **self.settings())
+        except ValueError as e:
+            self.status.value = _error(str(e))
+            return
+        self.distribution = dist
+        tail = self.tokenizer.decode(self.ids[-40:])
+        self.show(plots.plot_next_token_distribution(
+            dist, self.n, self.stages, settings=self.settings(),
+            title=f"next token after {('…' if len(self.ids) > 40 else '') + tail!r}"))
+        self.status.value = f"{len(self.ids)} tokens in the context" + (f" · {html.escape(note)}" if note else "")
+
+    def step(self, greedy: bool):
+        """Append one token, the argmax (greedy) or a draw from the final distribution; returns
+        its id (None, with a note in ``status``, while the prompt gives no distribution)."""
+        if self.distribution is None:
+            self.status.value = _error("there is no distribution to pick from yet: type a prompt first")
+            return None
+        final = self.distribution.final
+        i = int(final.argmax()) if greedy else int(torch.multinomial(final, 1, generator=self._generator))
+        how = "took the argmax" if greedy else "sampled"
+        self._set_ids(self.ids + [i], f"{how} '{visible(self.tokenizer.token_str(i))}' (p = {float(final[i]):.1%})")
+        return i
+
+    def undo(self) -> None:
+        """Remove the last token of the context."""
+        if self.ids:
+            self._set_ids(self.ids[:-1], "removed the last token")
+
+
+# --------------------------------------------------------------------------- attention
+
+
+class AttentionExplorer(FigureBox):
+    """Look at a model's attention: pick a layer, a head (or all heads) and a query token, and
+    see the heatmap (rows: queries, columns: keys, labelled with the tokens) and the bars of
+    where that query looks.
+
+    Controls: ``text`` (Text), ``layer``, ``head`` ("all" or an index) and ``query`` (a position)
+    dropdowns. State: ``tokens`` (T strings), ``attentions`` (one [H, T, T] tensor per layer).
+    """
+
+    def __init__(self, model, tokenizer, text: str = "ROMEO:\nBut soft, what light", layer: int = 0,
+                 head="all", query=None):
+        self.model, self.tokenizer = model, tokenizer
+        self.tokens, self.attentions = [], ()
+        self._busy = False  # True while options are being replaced, so that they draw once
+        L, H = model.config.n_layer, model.config.n_head
+        layer, head, query = (int(v) if isinstance(v, numbers.Integral) else v for v in (layer, head, query))
+        if not (isinstance(layer, int) and 0 <= layer < L):
+            raise ValueError(f"layer must be an index in 0..{L - 1}, got {layer!r}")
+        if head != "all" and not (isinstance(head, int) and 0 <= head < H):
+            raise ValueError(f"head must be 'all' or an index in 0..{H - 1}, got {head!r}")
+        self.text = widgets.Text(value=text, description="text", continuous_update=False,
+                                 layout=widgets.Layout(width="95%"))
+        self.layer = widgets.Dropdown(options=[(f"layer {i}", i) for i in range(L)], value=layer, description="layer")
+        self.head = widgets.Dropdown(options=[("all heads", "all")] + [(f"head {h}", h) for h in range(H)],
+                                     value=head, description="head")
+        self.query = widgets.Dropdown(description="query token")
+        self.status = widgets.HTML()
+        self.text.observe(lambda _: self._on_text(), names="value")
+        for w in (self.layer, self.head, self.query):
+            w.observe(lambda _: self.redraw(), names="value")
+        super().__init__([self.text, widgets.HBox([self.layer, self.head, self.query]), self.status])
+        self._on_text(query)
+
+    def _on_text(self, query=None):
+        try:
+            self.tokens, self.attentions = plots.attention_maps(self.model, self.tokenizer, self.text.value)
+        except ValueError as e:
+            self.status.value = _error(str(e))
+            return
+        if query is not None and not (isinstance(query, int) and 0 <= query < len(self.tokens)):
+            raise ValueError(f"query must be a position in 0..{len(self.tokens) - 1}, got {query!r}")
+        self._busy = True
+        try:
+            self.query.options = [(f"{i}: {visible(t)}", i) for i, t in enumerate(self.tokens)]
+            self.query.value = len(self.tokens) - 1 if query is None else query
+        finally:
+            self._busy = False
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Draw the current layer / head / query."""
+        if self._busy or not self.tokens:
+            return
+        self.show(plots.plot_attention_layer(self.attentions, self.tokens, self.layer.value,
+                                             self.head.value, self.query.value))
+        self.status.value = (f"{len(self.tokens)} tokens · each row sums to 1 · grey cells are the "
+                             f"future, hidden by the causal mask")
+
+    def weights(self):
+        """The picture's data: [T, T] for one head, [H, T, T] for all heads of the layer."""
+        a = self.attentions[self.layer.value]
+        return a if self.head.value == "all" else a[self.head.value]
+
+
+# --------------------------------------------------------------------------- tokenizers
+
+
+class TokenizerExplorer(FigureBox):
+    """Type text, see it cut into tokens (coloured boxes with their ids) by one or several
+    tokenizers, and how many tokens each needs.
+
+    tokenizers: one tokenizer or {name: tokenizer}. Controls: ``text`` (Textarea). Outputs:
+    ``views`` ({name: HTML widget}), ``summary`` (HTML), ``counts`` ({name: token count}).
+    """
+
+    def __init__(self, tokenizers, text: str = "ROMEO:\nBut soft, what light through yonder window breaks?"):
+        self.tokenizers = tokenizers if isinstance(tokenizers, dict) else {type(tokenizers).__name__: tokenizers}
+        if not self.tokenizers:
+            raise ValueError("give at least one tokenizer")
+        self.counts: dict[str, int] = {}
+        self.text = widgets.Textarea(value=text, description="text", continuous_update=False,
+                                     layout=widgets.Layout(width="95%", height="6em"))
+        self.summary = widgets.HTML()
+        self.views = {name: widgets.HTML() for name in self.tokenizers}
+        self.text.observe(lambda _: self.redraw(), names="value")
+        panels = [widgets.VBox([widgets.HTML(f"<b>{html.escape(name)}</b>"), view])
+                  for name, view in self.views.items()]
+        super().__init__([self.text, self.summary] + panels)
+        self.image.layout.display = "none"  # the live view is HTML; the image is for static viewers
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Tokenize the text with every tokenizer and show the boxes and counts."""
+        text = self.text.value
+        self.counts = {}
+        for name, tok in self.tokenizers.items():
+            try:
+                self.views[name].value = plots.tokens_html(tok, text)
+                self.counts[name] = len(tok.encode(text))
+            except ValueError as e:
+                self.views[name].value = _error(str(e))
+        rows = "".join(f"<tr><td>{html.escape(name)}</td><td style='text-align:right'>{n}</td>"
+                       f"<td style='text-align:right'>{len(text) / n if n else 0:.2f}</td></tr>"
+                       for name, n in self.counts.items())
+        self.summary.value = (f"<table><tr><th>tokenizer</th><th>tokens</th><th>characters per token</th></tr>"
+                              f"{rows}</table>")
+
+    def static_png(self) -> bytes:
+        working = {name: tok for name, tok in self.tokenizers.items() if name in self.counts}
+        if not working:
+            return b""
+        self.figure = plots.plot_tokens(working, self.text.value)
+        return figure_png(self.figure, self.dpi)
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+class EmbeddingExplorer(FigureBox):
+    """Token embeddings in 2-D (PCA of ``wte``): pick a token, see where it sits and which
+    tokens' embeddings point the most nearly the same way (cosine similarity).
+
+    tokens: which tokens to offer and plot (default: the whole vocabulary up to 256 tokens).
+    Controls: ``token`` (Dropdown of ids), ``k`` (IntSlider). Outputs: ``neighbours`` (HTML
+    table); state ``nearest`` (list of (token_str, id, similarity)).
+    """
+
+    def __init__(self, model, tokenizer, token=None, tokens=None, k: int = 8):
+        self.model, self.tokenizer = model, tokenizer
+        V = tokenizer.vocab_size
+        ids = list(range(min(V, 256))) if tokens is None else [plots.token_id(tokenizer, t) for t in tokens]
+        self.shown_ids = ids
+        if token is None:
+            try:
+                token = plots.token_id(tokenizer, "e")
+            except ValueError:
+                token = ids[0]
+        first = plots.token_id(tokenizer, token)
+        if first not in ids:
+            ids.append(first)
+        self.nearest = []
+        self.token = widgets.Dropdown(options=[(visible(tokenizer.token_str(i)), i) for i in ids],
+                                      value=first, description="token")
+        self.k = widgets.IntSlider(value=k, min=1, max=min(20, V - 1), description="neighbours",
+                                   continuous_update=False)
+        self.neighbours = widgets.HTML()
+        for w in (self.token, self.k):
+            w.observe(lambda _: self.redraw(), names="value")
+        super().__init__([widgets.HBox([self.token, self.k]), self.neighbours])
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Draw the projection with the picked token and list its nearest neighbours."""
+        i, k = self.token.value, self.k.value
+        self.nearest = plots.nearest_neighbours(self.model, self.tokenizer, i, k)
+        self.show(plots.plot_embeddings_2d(self.model, self.tokenizer, self.shown_ids, highlight=i, k=k))
+        rows = "".join(f"<tr><td><code>{html.escape(visible(s))}</code></td><td>{j}</td><td>{sim:+.3f}</td></tr>"
+                       for s, j, sim in self.nearest)
+        self.neighbours.value = (f"nearest to <code>{html.escape(visible(self.tokenizer.token_str(i)))}</code> "
+                                 f"(cosine similarity of embeddings):<table><tr><th>token</th><th>id</th>"
+                                 f"<th>cosine</th></tr>{rows}</table>")
+
+
+# --------------------------------------------------------------------------- training
+
+
+class TrainingMonitor:
+    """A Trainer callback that draws the loss and learning-rate curves while training runs.
+
+        monitor = TrainingMonitor(every=20)
+        monitor                                  # show it (last line of a cell)
+        mg.Trainer(model, train, val, cfg, callbacks=[monitor]).fit()
+
+    Called as ``monitor(trainer, event, stats)`` with event "step", "eval" or "end": it redraws
+    every ``every`` steps, after each evaluation and at the end, from ``trainer.history`` (or,
+    for a trainer without one, from the stats it is given). ``widget`` is the box to display;
+    ``history`` is what it draws, ``draws`` how many times it has drawn. Shown with ``display``,
+    its output is updated at the end, so a saved notebook keeps the final curves.
+    """
+
+    def __init__(self, every: int = 20, title=None):
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive int (steps between redraws), got {every!r}")
+        self.every, self.title = every, title
+        self.history: dict = {}
+        self.draws = 0
+        self._steps = 0
+        self._handle = None
+        self.status = widgets.HTML("waiting for the first training step")
+        self.widget = FigureBox([self.status])
+        self.redraw()
+
+    def __call__(self, trainer, event: str, stats: dict) -> None:
+        if not getattr(trainer, "is_main_process", True):
+            return  # under DDP every process calls back; one picture is enough
+        history = getattr(trainer, "history", None)
+        if isinstance(history, dict):
+            self.history = history
+        else:
+            self._record(event, stats or {})
+        if event == "step":
+            self._steps += 1
+            if self._steps % self.every == 0:
+                self.redraw()
+        elif event in ("eval", "end"):
+            self.redraw()
+            if event == "end" and self._handle is not None:
+                self._handle.update(self.widget)
+
+    def _record(self, event, stats):
+        h = self.history
+        if event == "step":
+            for key in ("iter", "loss", "lr", "grad_norm"):
+                if key in stats:
+                    h.setdefault(key, []).append(stats[key])
+        elif event == "eval":
+            h.setdefault("eval_iter", []).append(stats.get("eval_iter", stats.get("iter")))
+            for key, name in (("val_loss", "val_loss"), ("train_eval_loss", "train_loss")):
+                if key in stats or name in stats:
+                    h.setdefault(key, []).append(stats.get(key, stats.get(name)))
+
+    def redraw(self) -> None:
+        """Draw the curves of the history so far."""
+        self.widget.show(plots.plot_loss_curves(self.history, title=self.title))
+        self.draws += 1
+        h = self.history
+        if h.get("iter"):
+            val = h.get("val_loss") or [math.nan]
+            parts = [f"step {h['iter'][-1]}", f"loss {h['loss'][-1]:.4f}" if h.get("loss") else "",
+                     f"lr {h['lr'][-1]:.2e}" if h.get("lr") else "",
+                     "" if math.isnan(val[-1]) else f"val loss {val[-1]:.4f}"]  # NaN: no validation split
+            self.status.value = " · ".join(p for p in parts if p)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        self._handle = display(self.widget, display_id=True)
