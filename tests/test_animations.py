@@ -1,0 +1,67 @@
+"""Every scene of the course renders: its last frame at low quality is a real picture.
+
+Each scene runs in its own ``manim`` process, as a learner would run it
+(``manim -ql -s animations/<file> <Scene>``); ``-s`` fast-forwards the animations and saves only
+the last frame, so this checks the whole scene's code and layout without encoding a video.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from minigpt.viz.video import SCENES
+
+REPO = Path(__file__).resolve().parent.parent
+ANIMATIONS = REPO / "animations"
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("manim") is None,
+                                reason="manim is not installed (pip install manim) so no scene can render")
+
+
+def _render_last_frame(scene: str, media: Path) -> Path:
+    """Render the last frame of ``scene`` in its own manim process; returns the PNG.
+    Raises AssertionError with manim's output when it fails."""
+    source = ANIMATIONS / SCENES[scene]
+    assert source.is_file(), f"{source.relative_to(REPO)} should define the scene {scene} but does not exist"
+    media = media / scene  # a folder per scene, so parallel renders never share files
+    cmd = [sys.executable, "-m", "manim", "render", "-ql", "-s", "--media_dir", str(media), "--progress_bar", "none",
+           "--disable_caching", str(source.relative_to(REPO)), scene]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    output = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+    assert result.returncode == 0, f"manim failed to render {scene}:\n{output}"
+    images = sorted((media / "images" / source.stem).glob(f"{scene}*.png"))
+    assert images, f"manim rendered {scene} but wrote no PNG under {media / 'images'}:\n{output}"
+    return images[-1]
+
+
+@pytest.fixture(scope="module")
+def renders(tmp_path_factory):
+    """Start every scene's render at once, as many at a time as there are CPU cores (at most 4):
+    scene -> future of its PNG path."""
+    media = tmp_path_factory.mktemp("media")
+    pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+    futures = {scene: pool.submit(_render_last_frame, scene, media) for scene in SCENES}
+    yield futures
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.parametrize("scene", list(SCENES))
+def test_scene_renders_a_picture(scene, renders):
+    import numpy as np
+    from PIL import Image
+
+    png = renders[scene].result()
+    pixels = np.asarray(Image.open(png).convert("RGB"), dtype=np.float32)
+    assert pixels.shape[0] >= 360 and pixels.shape[1] >= 640, f"{scene}: unexpected size {pixels.shape}"
+    background = pixels[0, 0]
+    differs = np.abs(pixels - background).sum(axis=-1) > 30
+    colours = np.unique(pixels.reshape(-1, 3).astype(np.uint8), axis=0)
+    assert pixels.std() > 5, f"{scene}: the last frame is (nearly) blank (pixel std {pixels.std():.1f})"
+    assert len(colours) > 16, f"{scene}: the last frame has only {len(colours)} colours"
+    assert differs.mean() > 0.01, f"{scene}: only {100 * differs.mean():.2f}% of the last frame is drawn"
