@@ -425,3 +425,31 @@ def test_bertviz_missing_says_how_to_install(model, tok, monkeypatch):
     monkeypatch.setitem(sys.modules, "bertviz", None)  # as if it were not installed
     with pytest.raises(ImportError, match="pip install bertviz"):
         adapter.head_view(model, tok, "ROMEO:")
+
+
+# --------------------------------------------------------------------------- videos
+
+def test_every_scene_has_a_file_and_a_command():
+    from minigpt.viz import video
+
+    for scene, filename in video.SCENES.items():
+        assert (video.ANIMATIONS / filename).is_file()
+        assert video.render_command(scene, "l") == f"manim -ql animations/{filename} {scene}"
+    with pytest.raises(ValueError, match="known scenes"):
+        video.video_path("NoSuchScene")
+
+
+def test_show_animation_displays_the_video_once_or_says_how_to_render(tmp_path, monkeypatch, capsys):
+    import IPython.display
+
+    from minigpt.viz import video
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    monkeypatch.setattr(video, "ANIMATIONS", tmp_path)
+    assert video.show_animation("SelfAttention") is None      # not rendered: the command instead
+    assert not shown and "manim -qm animations/attention.py SelfAttention" in capsys.readouterr().out
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "SelfAttention.mp4").write_bytes(b"\x00")
+    assert video.show_animation("SelfAttention") is None      # None: a cell ending in it shows one video
+    assert len(shown) == 1 and "SelfAttention.mp4" in shown[0]._repr_html_()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 ANIMATIONS = Path(__file__).resolve().parents[2] / "animations"
+# where a pip-installed package (Colab) finds the rendered videos, which live in the repository
+REPOSITORY_VIDEOS = "https://raw.githubusercontent.com/minigpt-course/minigpt/main/animations/videos"
 
 # scene -> file under animations/ that defines it
 SCENES = {
@@ -35,22 +37,22 @@ def render_command(scene: str, quality: str = "m") -> str:
 
 def show_animation(scene: str, width: int = 720):
     """Display the rendered video of ``scene`` (an IPython Video), or, if it has not been
-    rendered yet, say which command renders it. Returns None, so that a notebook cell ending
+    rendered here, say which command renders it. Returns None, so that a notebook cell ending
     in this call shows the video once."""
+    import os
+    import sys
+
+    from IPython.display import Video, display
+
     path = video_path(scene)
+    on_colab = "google.colab" in sys.modules
     if path.exists():
-        import os
-        import sys
-
-        from IPython.display import Video, display
-
         # JupyterLab serves files relative to the notebook; Colab cannot, so there we embed.
-        on_colab = "google.colab" in sys.modules
         src = str(path) if on_colab else os.path.relpath(path, os.getcwd())
-        video = Video(src, embed=on_colab, width=width, html_attributes="controls loop")
-        display(video)
-        return None
-    message = (f"The animation {scene} has not been rendered here yet. From the repository root run:\n"
-               f"  {render_command(scene)}\nor render them all with: python animations/render_all.py")
-    print(message)
+        display(Video(src, embed=on_colab, width=width, html_attributes="controls loop"))
+    elif on_colab:  # installed from git, without the animations folder: stream it from the repository
+        display(Video(f"{REPOSITORY_VIDEOS}/{scene}.mp4", width=width, html_attributes="controls loop"))
+    else:
+        print(f"The animation {scene} has not been rendered here yet. From the repository root run:\n"
+              f"  {render_command(scene)}\nor render them all with: python animations/render_all.py")
     return None
