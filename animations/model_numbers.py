@@ -38,7 +38,7 @@ try:
 except ImportError:  # a checkout that was not pip-installed: use the package beside this folder
     sys.path.insert(0, str(REPO))
     import minigpt as mg
-from minigpt.files import atomic_file
+from minigpt.files import atomic_file, sha256_file
 
 MODEL_NAME = "shakespeare-char"
 CORPUS = "tinyshakespeare"
@@ -59,17 +59,9 @@ def weights_path() -> Path:
     return mg.pretrained.path(MODEL_NAME)
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @functools.lru_cache(maxsize=8)
 def _sha_of(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a new file gets a new hash
-    return _file_sha256(Path(path))
+    return sha256_file(Path(path))
 
 
 def weights_sha256() -> str:
@@ -111,10 +103,10 @@ def cache_dir() -> Path:
     return base / "minigpt" / "animations"
 
 
-def _source_sha(*modules) -> str:
+def _source_sha(*files) -> str:
     h = hashlib.sha256(Path(__file__).read_bytes())
-    for m in modules:
-        h.update(Path(m.__file__).read_bytes())
+    for f in files:
+        h.update(Path(f).read_bytes())
     return h.hexdigest()
 
 
@@ -125,8 +117,9 @@ def _write_json_atomic(path: Path, obj) -> None:
 
 def cached(uses_weights: bool = True, modules: tuple = ()):
     """Decorator: keep a function's JSON result on disk, keyed by its name and arguments, the
-    weights' sha256 (when ``uses_weights``) and the source of this file and of ``modules``
-    (minigpt modules the result depends on). Scenes in other files may use it too."""
+    weights' sha256 (when ``uses_weights``) and the source of this file, of the file that defines
+    the function, and of ``modules`` (minigpt modules the result depends on). Other files of
+    numbers (``numbers_extra.py``) use it too."""
 
     def wrap(fn):
         signature = inspect.signature(fn)
@@ -137,9 +130,9 @@ def cached(uses_weights: bool = True, modules: tuple = ()):
             bound.apply_defaults()
             key = {"function": fn.__name__, "args": bound.arguments,
                    "weights": weights_sha256() if uses_weights else None,
-                   "source": _source_sha(*[_module(m) for m in modules])}
+                   "source": _source_sha(inspect.getsourcefile(fn), *[_module(m).__file__ for m in modules])}
             digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
-            path = cache_dir() / f"{fn.__name__}-{digest}.json"
+            path = cache_dir() / f"{fn.__module__}-{fn.__name__}-{digest}.json"
             use_cache = os.environ.get("MINIGPT_ANIMATION_NO_CACHE", "") in ("", "0")
             if use_cache and path.is_file():
                 try:

@@ -3,17 +3,14 @@ per-position loss, gradients), computed through ``minigpt`` from the shipped mod
 
 Same rules as ``model_numbers``: a scene never types a number, it asks here; results are plain
 JSON-ready dicts, cached on disk beside those of ``model_numbers`` (same folder, same
-environment variables). The cache key also hashes this file, so a fix here refreshes its numbers.
+environment variables, same ``cached`` decorator, whose key also hashes this file, so a fix here
+refreshes its numbers).
 Every function checks its hand-computed numbers against the model's own output and raises
 RuntimeError if they differ, so a picture can never drift from what the model does.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import inspect
-import json
 import math
 import os
 import sys
@@ -21,42 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_numbers as mn  # noqa: E402
-from model_numbers import _encode, _floats, mg, model_and_tokenizer  # noqa: E402
-
-
-def cached(modules: tuple = ()):
-    """``model_numbers.cached``, with this file's source in the key as well."""
-
-    def wrap(fn):
-        signature = inspect.signature(fn)
-
-        @functools.wraps(fn)
-        def inner(*args, **kwargs):
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-            key = {"function": fn.__name__, "args": bound.arguments, "weights": mn.weights_sha256(),
-                   "source": mn._source_sha(*[getattr(mg, m) for m in modules]), "extra_source": source}
-            digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
-            path = mn.cache_dir() / f"extra-{fn.__name__}-{digest}.json"
-            use_cache = os.environ.get("MINIGPT_ANIMATION_NO_CACHE", "") in ("", "0")
-            if use_cache and path.is_file():
-                try:
-                    return json.loads(path.read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    pass  # unreadable: compute it again
-            result = json.loads(json.dumps(fn(*args, **kwargs)))  # exactly what a cache hit returns
-            if use_cache:
-                try:
-                    mn._write_json_atomic(path, result)
-                except OSError:
-                    pass  # a read-only home still renders, just without the cache
-            return result
-
-        inner.uncached = fn
-        return inner
-
-    return wrap
+from model_numbers import _encode, _floats, cached, mg, model_and_tokenizer  # noqa: E402
 
 
 def _check_layer(model, layer: int) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from .files import atomic_file
+from .files import atomic_file, sha256_file
 
 
 class DataUnavailable(OSError):
@@ -104,14 +104,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MINIGPT_CACHE_DIR") or Path.home() / ".cache" / "minigpt").expanduser()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # Files already checked in this process, keyed by (path, size, mtime) so an edited file is checked again.
 _verified: set[tuple[str, int, int]] = set()
 
@@ -121,7 +113,7 @@ def _verify(corpus: Corpus, path: Path) -> Path:
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key in _verified:
         return path
-    got = _sha256(path)
+    got = sha256_file(path)
     if got != corpus.sha256:
         raise ChecksumMismatch(
             f"{path} is not the registered {corpus.name!r}: expected sha256 {corpus.sha256} "

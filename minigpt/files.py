@@ -1,4 +1,4 @@
-"""Atomic file writes, shared by checkpoints, tokenizer files and corpus downloads.
+"""Atomic file writes, shared by checkpoints, tokenizer files and corpus downloads; file hashes.
 
     with atomic_file(path, "wb") as f:
         torch.save(obj, f)
@@ -9,6 +9,7 @@ Ctrl-C inside the block leaves ``path`` as it was and no temporary file behind.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -61,3 +62,12 @@ def atomic_file(path, mode: str = "wb", encoding: str | None = None):
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def sha256_file(path) -> str:
+    """The sha256 of a file's bytes, as hex, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -186,8 +186,8 @@ def test_checksum_is_verified_once_per_process(fake_corpus, monkeypatch):
     cached.parent.mkdir(parents=True)
     cached.write_bytes(upstream.read_bytes())
     hashed = []
-    real = data._sha256
-    monkeypatch.setattr(data, "_sha256", lambda p: hashed.append(p) or real(p))
+    real = data.sha256_file
+    monkeypatch.setattr(data, "sha256_file", lambda p: hashed.append(p) or real(p))
     data.data_path("tiny")
     data.data_path("tiny")
     assert len(hashed) == 1
