@@ -372,6 +372,7 @@ class NextTokenDistribution:
     after_top_k: torch.Tensor
     after_top_p: torch.Tensor
     tokenizer: object = field(default=None, repr=False)
+    settings: dict = field(default_factory=dict, repr=False)  # the knobs: temperature, top_k, top_p, ...
 
     @property
     def final(self) -> torch.Tensor:
@@ -409,7 +410,8 @@ def next_token_distribution(model, tokenizer, prompt_or_ids, temperature: float 
     logits = out.logits[0, -1].float()
     stages = _stages(logits, ids, temperature, top_k, top_p, repetition_penalty)
     probs = {name: F.softmax(value, dim=-1).cpu() for name, value in stages.items()}
-    return NextTokenDistribution(logits=logits.cpu(), tokenizer=tokenizer, **probs)
+    settings = dict(repetition_penalty=repetition_penalty, temperature=temperature, top_k=top_k, top_p=top_p)
+    return NextTokenDistribution(logits=logits.cpu(), tokenizer=tokenizer, settings=settings, **probs)
 
 
 @dataclass
@@ -432,11 +434,12 @@ def trace_generation(model, tokenizer, prompt, max_new_tokens: int = 10, tempera
     """
     ids, _, _, generator = _prepare(model, tokenizer, prompt, max_new_tokens, temperature, top_k,
                                     top_p, repetition_penalty, None, seed)
+    settings = dict(repetition_penalty=repetition_penalty, temperature=temperature, top_k=top_k, top_p=top_p)
     trace = []
     for token, stages in _sample_steps(model, ids, max_new_tokens, temperature, top_k, top_p,
                                        repetition_penalty, generator, use_cache):
         probs = {name: F.softmax(value[0], dim=-1).cpu() for name, value in stages.items()}
-        dist = NextTokenDistribution(logits=stages["raw"][0].cpu(), tokenizer=tokenizer, **probs)
+        dist = NextTokenDistribution(logits=stages["raw"][0].cpu(), tokenizer=tokenizer, settings=settings, **probs)
         trace.append(GenerationStep(token, tokenizer.token_str(token), dist))
     return trace
 

@@ -63,6 +63,9 @@ def test_next_token_distribution_has_a_panel_per_stage_and_follows_top_k(model, 
     top = dist.top(10, "raw")
     assert tick_texts(raw_ax.get_yticklabels()) == [visible(s) for s, _, _ in top]
     np.testing.assert_allclose(widths, [p for _, _, p in top], rtol=1e-6)
+    # each panel names the knob it applied, as the distribution recorded it
+    titles = [a.get_title() for a in fig.axes]
+    assert "top k = 4" in titles[3] and "temperature = 1.0" in titles[2] and "top p = off" in titles[4]
 
 
 def test_next_token_distribution_rejects_unknown_stages(model, tok):

@@ -194,9 +194,10 @@ ALL_STAGES = ("raw", "after_penalty", "after_temperature", "after_top_k", "after
 def _stage_title(dist, field, title, settings):
     setting = {"after_penalty": "repetition_penalty", "after_temperature": "temperature",
                "after_top_k": "top_k", "after_top_p": "top_p"}.get(field)
-    if setting is None or (setting not in (settings or {}) and getattr(dist, setting, None) is None):
+    known = {**getattr(dist, "settings", {}), **(settings or {})}  # given settings win over recorded ones
+    if setting is None or setting not in known:
         return title
-    value = (settings or {}).get(setting, getattr(dist, setting, None))
+    value = known[setting]
     return f"{title}\n({setting.replace('_', ' ')} = {'off' if value is None else value})"
 
 
@@ -213,7 +214,8 @@ def plot_next_token_distribution(dist, n: int = 15, stages=("raw", "final"), hig
                so you can follow a token through the filters; × marks one a filter removed.
     highlight: optional token id to colour (e.g. the token greedy decoding takes).
     settings:  optional {"temperature": .., "top_k": .., "top_p": .., "repetition_penalty": ..}
-               to write under the panel titles. title: optional title over all panels.
+               to write under the panel titles (default: the knobs ``dist`` was made with).
+               title: optional title over all panels.
     axes:      optional sequence of one Axes per stage. Returns the Figure.
     """
     if stages == "all":
