@@ -194,8 +194,10 @@ def load_checkpoint(path, map_location="cpu") -> dict:
                               f"while being copied. Use an earlier copy or train again") from e
     except Exception as e:  # torch raises RuntimeError, EOFError, OSError, even IndexError on bad bytes
         size = path.stat().st_size
+        # torch's first sentence names the fault; the rest is zip-library internals
+        detail = str(e).splitlines()[0].split(". ")[0] if str(e) else "no detail"
         raise CheckpointError(f"{path} ({size:,} bytes) is truncated or corrupt and cannot be read "
-                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'}); "
+                              f"({type(e).__name__}: {detail}); "
                               f"it may have been cut off while being copied. Use an earlier copy or "
                               f"train again") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:

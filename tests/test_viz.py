@@ -401,7 +401,7 @@ def test_training_monitor_works_as_a_trainer_callback(tok, shakespeare):
     cfg = mg.TrainConfig(max_iters=4, batch_size=2, eval_interval=4, eval_iters=1, progress=False)
     mg.Trainer(m, ids[:4500], ids[4500:], cfg, callbacks=[monitor]).fit()
     assert monitor.history["iter"] == [0, 1, 2, 3] and monitor.draws >= 3  # first state, evals, end
-    assert monitor.status.value.startswith("step 3")
+    assert monitor.status.value.startswith("step 4")  # steps done, as in the plot title
 
 
 # --------------------------------------------------------------------------- bertviz

@@ -645,7 +645,7 @@ def plot_loss_curves(history: dict, title=None, axes=None):
         loss_ax.text(0.5, 0.5, "no training steps yet", transform=loss_ax.transAxes, ha="center",
                      va="center", color=MUTED)
     loss_ax.set_ylabel("cross-entropy loss")
-    loss_ax.set_title(title or (f"step {it[-1]}: loss {loss[-1]:.3f}" + (f", val {val[-1]:.3f}" if val else "")
+    loss_ax.set_title(title or (f"step {it[-1] + 1}: loss {loss[-1]:.3f}" + (f", val {val[-1]:.3f}" if val else "")
                                 if loss else "training"), fontsize=10)
     loss_ax.grid(alpha=0.3)
     if lr:

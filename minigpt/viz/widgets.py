@@ -410,7 +410,7 @@ class TrainingMonitor:
         h = self.history
         if h.get("iter"):
             val = h.get("val_loss") or [math.nan]
-            parts = [f"step {h['iter'][-1]}", f"loss {h['loss'][-1]:.4f}" if h.get("loss") else "",
+            parts = [f"step {h['iter'][-1] + 1}", f"loss {h['loss'][-1]:.4f}" if h.get("loss") else "",
                      f"lr {h['lr'][-1]:.2e}" if h.get("lr") else "",
                      "" if math.isnan(val[-1]) else f"val loss {val[-1]:.4f}"]  # NaN: no validation split
             self.status.value = " · ".join(p for p in parts if p)
