@@ -82,8 +82,10 @@ def apply_repetition_penalty(logits: torch.Tensor, previous_ids, penalty: float)
     is positive and multiplied by it if negative, so with penalty > 1 it always moves down.
     """
     _check_penalty(penalty)
+    if penalty == 1:  # before building a tensor of the whole history: this runs at every step
+        return logits
     ids = torch.as_tensor(previous_ids, dtype=torch.long, device=logits.device)
-    if penalty == 1 or ids.numel() == 0:
+    if ids.numel() == 0:
         return logits
     V = logits.size(-1)
     if int(ids.min()) < 0 or int(ids.max()) >= V:
@@ -222,7 +224,7 @@ def _held_back(text: str, stop_texts: list[str]) -> int:
     return longest
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _forward(model, idx: torch.Tensor, past_key_values=None, use_cache: bool = True):
     """model(idx) in eval mode (dropout off) without autograd; a training model is put back."""
     was_training = model.training
