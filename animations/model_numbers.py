@@ -472,35 +472,3 @@ def loss_curve(max_points: int = 400) -> dict:
             "train_eval_loss": [float(v) for v in hist.get("train_eval_loss", [])]}
 
 
-@cached(modules=("sampling",))
-def decoding_tree(prompt: str, steps: int = 4, k: int = 4, beam_width: int = 3, temperature: float = 1.0,
-                  seed: int = 0) -> dict:
-    """Greedy, sampling and beam search from the same prompt, step by step.
-
-    Returns {"prompt",
-      "greedy":   {"text", "steps": [step]}   (temperature 0),
-      "sampling": {"text", "temperature", "seed", "steps": [step]},
-      "beam":     {"beam_width", "results": [{"text", "score", "logprob"}] best first,
-                   "steps": [{"candidates": [{"parent", "token", "token_id", "logprob",
-                   "total_logprob", "score", "status"}], "beams": [index into candidates]}]}}
-    where a step is as in ``generation_steps`` (top k tokens, probabilities, the one picked).
-    """
-    model, tok = model_and_tokenizer()
-
-    def run(temp):
-        trace = mg.sampling.trace_generation(model, tok, prompt, max_new_tokens=steps, temperature=temp, seed=seed)
-        return {"text": tok.decode([s.token_id for s in trace]), "steps": [_step_dict(s, k) for s in trace]}
-
-    beams, tree = mg.beam_search(model, tok, prompt, beam_width=beam_width, max_new_tokens=steps,
-                                 return_beams=True, return_tree=True)
-    return {
-        "prompt": prompt,
-        "greedy": run(0.0),
-        "sampling": {**run(temperature), "temperature": temperature, "seed": seed},
-        "beam": {"beam_width": beam_width,
-                 "results": [{"text": b.text, "score": b.score, "logprob": b.logprob} for b in beams],
-                 "steps": [{"candidates": [{"parent": c.parent, "token": c.token, "token_id": c.token_id,
-                                            "logprob": c.logprob, "total_logprob": c.total_logprob,
-                                            "score": c.score, "status": c.status} for c in st.candidates],
-                            "beams": list(st.beams)} for st in tree]},
-    }
