@@ -49,29 +49,14 @@ def path_through(points) -> VMobject:
     return VMobject().set_points_as_corners([np.array(p, dtype=float) for p in points])
 
 
-def say(scene, text: str):
-    """The animation that swaps the scene's caption for ``text``: a cross-fade, since morphing the
-    glyphs of one sentence into another's reads as noise. The caption lives in ``scene.note``."""
-    new = caption(text)
-    old, scene.note = getattr(scene, "note", None), new
-    return FadeIn(new) if old is None else AnimationGroup(FadeOut(old), FadeIn(new))
-
-
 class DecoderBlock(CourseScene):
     gallery_at = 0.58
 
     def construct(self):
-        self.foot = footnote(nums.provenance())
-        self.add(self.foot)
+        self.add(footnote(nums.provenance()))
         self.inside_block()
         self.clear_stage()
         self.the_stack()
-
-    def clear_stage(self, keep_title: bool = True, run_time: float = 0.6):
-        """Fade out everything but the title and the footnote."""
-        keep = {self.foot} | ({self.title_group} if keep_title else set())
-        self.note = None
-        self.play(*[FadeOut(m) for m in self.mobjects if m not in keep], run_time=run_time)
 
     # ------------------------------------------------------------------ one block, stage by stage
 
@@ -124,7 +109,7 @@ class DecoderBlock(CourseScene):
                 for s, n, c, x in zip(data["stages"], names, colors, places)]
         dot = Dot([xs["x"], STREAM_Y, 0], radius=0.11, color=ACCENT)
         self.play(FadeIn(cols[0], shift=0.2 * UP), FadeIn(dot),
-                  say(self, "The block reads the stream and adds back to it; nothing else changes the stream"),
+                  self.say("The block reads the stream and adds back to it; nothing else changes the stream"),
                   run_time=0.9)
         self.wait(0.8)
 
@@ -140,12 +125,12 @@ class DecoderBlock(CourseScene):
                                                    (xs["ln1"], BRANCH_Y, 0)])),
                   run_time=0.9)
         self.play(Indicate(ln1), FadeIn(cols[1], shift=0.2 * UP),
-                  say(self, "LayerNorm rescales the vector: mean 0, spread 1 "
+                  self.say("LayerNorm rescales the vector: mean 0, spread 1 "
                             "(then a learned scale and shift)"), run_time=0.9)
         self.wait(1.3)
         self.play(dot.animate.move_to([xs["attn"], BRANCH_Y, 0]), run_time=0.5)
         self.play(Indicate(attn, color=QUERY_COLOR), FadeIn(cols[2], shift=0.2 * UP),
-                  say(self, "Attention writes what this token gathered from the tokens before it"),
+                  self.say("Attention writes what this token gathered from the tokens before it"),
                   run_time=0.9)
         self.wait(1.3)
         ghost, anims = travel([(xs["attn"], BRANCH_Y, 0), (xs["add1"], BRANCH_Y, 0), (xs["add1"], STREAM_Y, 0)])
@@ -153,7 +138,7 @@ class DecoderBlock(CourseScene):
         self.play(*anims, run_time=0.9)
         self.remove(ghost)
         self.play(Flash(add1, color=ACCENT), FadeIn(cols[3], shift=0.2 * UP),
-                  say(self, "Residual add: x + attention(LayerNorm(x)). "
+                  self.say("Residual add: x + attention(LayerNorm(x)). "
                             "The stream keeps x and gains the update"), run_time=0.9)
         self.wait(1.5)
 
@@ -163,7 +148,7 @@ class DecoderBlock(CourseScene):
         self.play(Indicate(ln2), FadeIn(cols[4], shift=0.2 * UP), run_time=0.7)
         self.play(dot.animate.move_to([xs["mlp"], BRANCH_Y, 0]), run_time=0.5)
         self.play(Indicate(mlp, color=VALUE_COLOR), FadeIn(cols[5], shift=0.2 * UP),
-                  say(self, f"The MLP works on each token alone: {data['n_embd']} → "
+                  self.say(f"The MLP works on each token alone: {data['n_embd']} → "
                             f"{4 * data['n_embd']} → GELU → {data['n_embd']}"), run_time=0.9)
         self.wait(1.3)
         ghost, anims = travel([(xs["mlp"], BRANCH_Y, 0), (xs["add2"], BRANCH_Y, 0), (xs["add2"], STREAM_Y, 0)])
@@ -172,7 +157,7 @@ class DecoderBlock(CourseScene):
         self.remove(ghost)
         self.play(Flash(add2, color=ACCENT), dot.animate.move_to([xs["out"], STREAM_Y, 0]),
                   FadeIn(cols[6], shift=0.2 * UP),
-                  say(self, f"Out of block {LAYER + 1}: the model's own hidden state, "
+                  self.say(f"Out of block {LAYER + 1}: the model's own hidden state, "
                             f"ready for the next block"), run_time=1.0)
         self.wait(2.5)
 
@@ -200,7 +185,7 @@ class DecoderBlock(CourseScene):
         for k, (b, a, nl) in enumerate(zip(boxes, arrows, norm_l)):
             anims = [GrowArrow(a), FadeIn(b, shift=0.15 * UP), FadeIn(nl)]
             if k == 1:
-                anims.append(say(self, f"Every block adds to the stream of “{tok}”: its length ‖x‖ after each"))
+                anims.append(self.say(f"Every block adds to the stream of “{tok}”: its length ‖x‖ after each"))
             self.play(*anims, run_time=0.55)
         self.wait(1.2)
 
@@ -215,7 +200,7 @@ class DecoderBlock(CourseScene):
         logits_l.next_to(logits, UP, buff=0.12)
         self.play(GrowArrow(a_head), FadeIn(head), run_time=0.7)
         self.play(FadeIn(logits_l), LaggedStart(*[FadeIn(t, shift=0.1 * DOWN) for t in logits], lag_ratio=0.12),
-                  say(self, "The LM head scores every token of the vocabulary (it reuses the "
+                  self.say("The LM head scores every token of the vocabulary (it reuses the "
                             "token embedding matrix)"), run_time=1.0)
         self.wait(1.2)
         bars = ProbabilityBars(data["top_tokens"], data["top_probs"], bar_length=3.0, font_size=SMALL_SIZE)
@@ -226,7 +211,7 @@ class DecoderBlock(CourseScene):
         rest = make_text(f"all other {data['vocab_size'] - 5} tokens: {100 * data['rest']:.1f}%", font_size=TINY_SIZE,
                          color=MUTED).next_to(bars, DOWN, buff=0.2).align_to(bars, LEFT)
         self.play(GrowArrow(a_soft), FadeIn(soft), FadeIn(bars), FadeIn(rest),
-                  say(self, f"After “{SENTENCE}” the model expects "
+                  self.say(f"After “{SENTENCE}” the model expects "
                             f"“{show_token(data['top_tokens'][0])}” "
                             f"with probability {100 * data['top_probs'][0]:.0f}%"), run_time=1.2)
         self.play(Create(bars.highlight(0)), run_time=0.5)

@@ -84,14 +84,6 @@ def _fmt_score(v: float) -> str:
     return f"{v:+.1f}".replace("-", "−")
 
 
-def say(scene, text: str):
-    """The animation that swaps the scene's caption for ``text``: a cross-fade, since morphing the
-    glyphs of one sentence into another's reads as noise. The caption lives in ``scene.note``."""
-    new = caption(text)
-    old, scene.note = getattr(scene, "note", None), new
-    return FadeIn(new) if old is None else AnimationGroup(FadeOut(old), FadeIn(new))
-
-
 class CausalMask(CourseScene):
     gallery_at = 0.93
 
@@ -223,7 +215,7 @@ class MultiHeadAttention(CourseScene):
         maps.arrange(RIGHT, buff=0.4).move_to(UP * 0.4)
         rows = token_labels(maps[0][0], tokens, LEFT, font_size=TINY_SIZE - 2, buff=0.14)
         self.play(LaggedStart(*[FadeIn(m, shift=0.2 * UP) for m in maps], lag_ratio=0.25), FadeIn(rows),
-                  say(self, f"Each head has its own W_Q, W_K, W_V ({C} → {D} numbers each): its own pattern"),
+                  self.say(f"Each head has its own W_Q, W_K, W_V ({C} → {D} numbers each): its own pattern"),
                   run_time=2.2)
         self.wait(4.0)
 
@@ -237,7 +229,7 @@ class MultiHeadAttention(CourseScene):
             strip.stretch_to_fit_height(0.32).next_to(maps[h][0], DOWN, buff=0.5)
             frame = SurroundingRectangle(strip, color=token_color(h + 4), buff=0.03, stroke_width=2)
             outs.add(VGroup(strip, frame))
-        self.play(Create(marks), say(self, f"For the last token {query}: each head mixes its values → {D} numbers"),
+        self.play(Create(marks), self.say(f"For the last token {query}: each head mixes its values → {D} numbers"),
                   run_time=0.8)
         self.play(LaggedStart(*[GrowFromEdge(o, UP) for o in outs], lag_ratio=0.2), run_time=1.4)
         self.wait(2.5)
@@ -257,7 +249,7 @@ class MultiHeadAttention(CourseScene):
         concat_l = make_text(f"concatenated: {H} × {D} = {C} numbers", font_size=SMALL_SIZE, color=FG)
         concat_l.next_to(concat, UP, buff=0.15)
         self.play(*[ReplacementTransform(outs[h], concat[h]) for h in range(H)], FadeOut(heads_l),
-                  FadeIn(concat_l), say(self, "The heads' outputs side by side: one vector as wide as the stream"),
+                  FadeIn(concat_l), self.say("The heads' outputs side by side: one vector as wide as the stream"),
                   run_time=1.4)
         self.wait(2.0)
 
@@ -275,6 +267,6 @@ class MultiHeadAttention(CourseScene):
         proj_l.next_to(projected, DOWN, buff=0.15)
         self.play(GrowArrow(a1), FadeIn(proj_box), FadeIn(proj_t), run_time=0.8)
         self.play(GrowArrow(a2), FadeIn(projected, shift=0.2 * DOWN), FadeIn(proj_l),
-                  say(self, "W_O mixes what the heads found into one update for the token"),
+                  self.say("W_O mixes what the heads found into one update for the token"),
                   run_time=1.2)
         self.wait(3.0)

@@ -23,6 +23,7 @@ Pieces:
     matrix_image(matrix)                   a whole matrix (an embedding table), one colour per number, cheaply
     arrow_between(a, b)                    an arrow from the nearest side of a to b
     model_box(label)                       the model as a box
+    CourseScene                            background, .show_title, .say(caption) cross-fade, .clear_stage
 
 Text is always Manim's ``Text`` (Pango), so no LaTeX is needed to render the course.
 """
@@ -35,7 +36,7 @@ from functools import lru_cache
 from typing import Optional, Sequence
 
 from manim import (
-    DOWN, LEFT, ORIGIN, RIGHT, UP, Arrow, FadeIn, FadeOut, Line, ManimColor, MathTex,
+    DOWN, LEFT, ORIGIN, RIGHT, UP, Animation, AnimationGroup, Arrow, FadeIn, FadeOut, Line, ManimColor, MathTex,
     Rectangle, RoundedRectangle, Scene, Square, Text, Transform, VGroup, VMobject, config,
     interpolate_color,
 )
@@ -132,6 +133,7 @@ class CourseScene(Scene):
     def setup(self):
         self.camera.background_color = BG
         self.title_group: Optional[VGroup] = None
+        self.note: Optional[VMobject] = None  # the caption at the bottom, swapped by ``say``
 
     def show_title(self, title: str, subtitle: Optional[str] = None, run_time: float = 0.8):
         """Show (or replace) the title block at the top; returns it."""
@@ -143,8 +145,16 @@ class CourseScene(Scene):
         self.title_group = new
         return new
 
+    def say(self, text: str) -> Animation:
+        """The animation that swaps the caption for ``text``: a cross-fade, since morphing the
+        glyphs of one sentence into another's reads as noise."""
+        new = caption(text)
+        old, self.note = self.note, new
+        return FadeIn(new) if old is None else AnimationGroup(FadeOut(old), FadeIn(new))
+
     def clear_stage(self, keep_title: bool = True, run_time: float = 0.6):
         """Fade out everything but the footnote and (optionally) the title."""
+        self.note = None
         keep = {self.title_group} if keep_title and self.title_group is not None else set()
         gone = [m for m in self.mobjects if m not in keep and not getattr(m, "is_footnote", False)]
         if gone:

@@ -29,31 +29,16 @@ def loss_color(v: float, vmax: float):
     return interpolate_color(ManimColor(LOSS_LOW), ManimColor(LOSS_HIGH), min(1.0, max(0.0, v / vmax)))
 
 
-def say(scene, text: str):
-    """The animation that swaps the scene's caption for ``text``: a cross-fade, since morphing the
-    glyphs of one sentence into another's reads as noise. The caption lives in ``scene.note``."""
-    new = caption(text)
-    old, scene.note = getattr(scene, "note", None), new
-    return FadeIn(new) if old is None else AnimationGroup(FadeOut(old), FadeIn(new))
-
-
 class Training(CourseScene):
     gallery_at = 0.36
 
     def construct(self):
-        self.foot = footnote(nums.provenance())
-        self.add(self.foot)
+        self.add(footnote(nums.provenance()))
         self.teacher_forcing()
         self.clear_stage()
         self.backward_and_clipping()
         self.clear_stage()
         self.loss_curve()
-
-    def clear_stage(self, keep_title: bool = True, run_time: float = 0.6):
-        """Fade out everything but the title and the footnote."""
-        keep = {self.foot} | ({self.title_group} if keep_title else set())
-        self.note = None
-        self.play(*[FadeOut(m) for m in self.mobjects if m not in keep], run_time=run_time)
 
     # ------------------------------------------------------------------ inputs, targets, loss per position
 
@@ -73,7 +58,7 @@ class Training(CourseScene):
         tg_l = label_left("target", shifted)
         self.play(FadeIn(in_l), FadeOut(line.boxes[-1]), run_time=0.5)
         self.play(*[t.animate.move_to(s) for t, s in zip(targets, shifted)], FadeIn(tg_l),
-                  say(self, "Targets = the same text shifted by one: position t must predict character t + 1"),
+                  self.say("Targets = the same text shifted by one: position t must predict character t + 1"),
                   run_time=1.4)
         arrows = VGroup(*[Arrow(i.get_bottom(), t.get_top(), buff=0.05, color=FAINT, stroke_width=2,
                                 max_tip_length_to_length_ratio=0.3) for i, t in zip(inputs, targets)])
@@ -96,7 +81,7 @@ class Training(CourseScene):
             values.add(t.next_to(bar, UP, buff=0.06))
         loss_l = label_left("−log p", base.copy().shift(UP * 0.6))
         self.play(Create(base), FadeIn(loss_l),
-                  say(self, "Loss at each position: −log p(target). Small for a confident right guess"),
+                  self.say("Loss at each position: −log p(target). Small for a confident right guess"),
                   LaggedStart(*[GrowFromEdge(b, DOWN) for b in bars], lag_ratio=0.05),
                   LaggedStart(*[FadeIn(v) for v in values], lag_ratio=0.05), run_time=2.0)
         self.wait(1.5)
@@ -107,7 +92,7 @@ class Training(CourseScene):
         note3 = (f"After “{show_token(ctx[-8:])}” the model gave “{show_token(data['targets'][worst])}” only "
                  f"{100 * data['target_probs'][worst]:.1f}%; “{show_token(data['targets'][best])}” "
                  f"got {100 * data['target_probs'][best]:.0f}%")
-        self.play(Create(box_w), say(self, note3), run_time=0.8)
+        self.play(Create(box_w), self.say(note3), run_time=0.8)
         self.wait(2.0)
         mean_y = base_y + data["mean_loss"] * unit
         mean = DashedLine([base.get_left()[0], mean_y, 0], [base.get_right()[0], mean_y, 0], color=ACCENT,
@@ -115,7 +100,7 @@ class Training(CourseScene):
         mean_t = make_text(f"mean = {data['mean_loss']:.2f}", font_size=SMALL_SIZE, color=ACCENT)
         mean_t.next_to(mean, RIGHT, buff=0.15)
         self.play(FadeOut(box_w), Create(mean), FadeIn(mean_t),
-                  say(self, f"The line's loss: the mean over its {n} positions, "
+                  self.say(f"The line's loss: the mean over its {n} positions, "
                             f"the one number training pushes down"), run_time=1.0)
         self.wait(2.0)
 
@@ -145,7 +130,7 @@ class Training(CourseScene):
         arrows = VGroup(*[Arrow(a.get_bottom(), b.get_top(), buff=0.02, color=GRAD_COLOR, stroke_width=4,
                                 max_tip_length_to_length_ratio=0.5) for a, b in zip(boxes, boxes[1:])])
         self.play(FadeIn(boxes), FadeIn(labels[0]),
-                  say(self, "A freshly initialised model on this line: the gradient's size in each part"),
+                  self.say("A freshly initialised model on this line: the gradient's size in each part"),
                   run_time=0.8)
         self.play(LaggedStart(*[AnimationGroup(GrowArrow(a), FadeIn(l, shift=0.1 * DOWN))
                                 for a, l in zip(arrows, labels[1:])], lag_ratio=0.35), run_time=2.4)
@@ -175,7 +160,7 @@ class Training(CourseScene):
         ).arrange(DOWN, aligned_edge=LEFT, buff=0.15)
         calc.move_to([1.9, 1.2, 0], aligned_edge=UL)
         self.play(GrowArrow(ax), GrowArrow(ay), FadeIn(ax_l), FadeIn(ay_l),
-                  say(self, "Every weight's gradient as one vector: its length is the gradient norm"),
+                  self.say("Every weight's gradient as one vector: its length is the gradient norm"),
                   run_time=0.8)
         self.play(GrowArrow(vec), FadeIn(calc), run_time=1.0)
         self.wait(1.2)
@@ -189,7 +174,7 @@ class Training(CourseScene):
         rule.add(make_text(f"clipped g = ({gx * scale:.2f}, {gy * scale:.2f})", font_size=SMALL_SIZE, color=ACCENT))
         rule.arrange(DOWN, aligned_edge=LEFT, buff=0.15).next_to(calc, DOWN, buff=0.35, aligned_edge=LEFT)
         self.play(Create(circle), FadeIn(circle_l), FadeIn(rule[:-1]),
-                  say(self, "Clipping: a gradient longer than the radius is scaled down to it; "
+                  self.say("Clipping: a gradient longer than the radius is scaled down to it; "
                             "its direction stays"), run_time=1.0)
         short = Arrow(origin, origin + clipped, buff=0, color=GRAD_COLOR, stroke_width=6,
                       max_tip_length_to_length_ratio=0.35)
@@ -208,7 +193,7 @@ class Training(CourseScene):
         if hist["steps"]:
             real = (f"In the real run, {hist['clipped']} of {hist['steps']} steps were clipped "
                            f"(largest norm {hist['max_norm']:.2f}, at step {hist['max_iter']})")
-            self.play(say(self, real), run_time=0.6)
+            self.play(self.say(real), run_time=0.6)
         self.wait(2.5)
 
     # ------------------------------------------------------------------ the loss curve
