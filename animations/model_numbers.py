@@ -406,10 +406,10 @@ def bpe_merges(sentence: str, vocab_size: int = 512, train_chars: int = 1_000_00
     order, 0 = first), "tokens", "ids"}], "final_ids" (= tokenizer.encode(sentence)), "final_tokens",
     "final_lengths" (bytes per final token)}.
     """
-    from minigpt.tokenizer import _split_chunks, merge_pair
+    from minigpt.tokenizer import merge_pair
 
     tok = bpe_tokenizer(vocab_size, train_chars)
-    chunks = _split_chunks(tok._compiled, sentence)
+    chunks = tok.split(sentence)
     ids = [list(c.encode("utf-8")) for c in chunks]
     ranks = dict(tok.merges)  # (a, b) -> new id, smaller = learned earlier
 
