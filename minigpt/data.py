@@ -51,9 +51,24 @@ class Corpus:
     size_bytes: int
     description: str
     source: str       # where the file was taken from (repository, path, commit)
+    folder: str = ""  # folder under MINIGPT_DATA_DIR and the cache when several files share one (else name)
+
+    @property
+    def directory(self) -> str:
+        return self.folder or self.name
 
 
 _RASBT = "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/28c65cdfbc3338e2e040016eea4b7fdf556e4d57/ch07"
+
+_KDCONV = "https://raw.githubusercontent.com/thu-coai/KdConv/653db76432de09a004ba708a68f8bbd5500e6bec"
+_KDCONV_FILES = (  # (domain, split, sha256, bytes): the dev and test splits
+    ("film", "dev", "2f156d8d34bdd3eac31c196772156d36e017f8cb2255a2c312bd98e367ed363e", 1_363_416),
+    ("film", "test", "5ba2b79f9791bedbe5fe8a1bf5d7cbf277697743ee426ecd05459d9e28bcf21b", 1_547_354),
+    ("music", "dev", "ee34a4af167195db43fdcc910f8d125956222517f0572d248a069057493d557f", 945_559),
+    ("music", "test", "46f048c5db9dde45127cf6630b2fa06b685be369b71c5bc2dc3022d3f4bbad65", 1_148_564),
+    ("travel", "dev", "8d1f31295888cf61eff398bab8aa042f7fccd04a088bd63c939f0b79625a9093", 904_751),
+    ("travel", "test", "730426b0997b8375c8477c7e658c0ec645fced6ab8d546adda114b21cf30faac", 1_100_567),
+)
 
 CORPORA: dict[str, Corpus] = {c.name: c for c in (
     Corpus(
@@ -87,6 +102,18 @@ CORPORA: dict[str, Corpus] = {c.name: c for c in (
         source="rasbt/LLMs-from-scratch @ 28c65cdf, ch07/04_preference-tuning-with-dpo/"
                "instruction-data-with-preference.json",
     ),
+    *(Corpus(
+        name=f"kdconv-{domain}-{split}",
+        filename=f"{domain}/{split}.json",
+        url=f"{_KDCONV}/data/{domain}/{split}.json",
+        sha256=sha,
+        license="Apache-2.0",
+        size_bytes=size,
+        description=f"KdConv (Chinese, knowledge-grounded) {domain} dialogues, {split} split: 150 dialogues, "
+                    f"a JSON list of {{name, messages: [{{message, attrs?}}]}}.",
+        source=f"thu-coai/KdConv @ 653db764, data/{domain}/{split}.json (Zhou et al., ACL 2020)",
+        folder="kdconv",
+    ) for domain, split, sha, size in _KDCONV_FILES),
 )}
 
 
@@ -153,10 +180,10 @@ def data_path(name: str) -> Path:
     """
     corpus = get_corpus(name)
     data_dir = os.environ.get("MINIGPT_DATA_DIR")
-    local = Path(data_dir).expanduser() / corpus.name / corpus.filename if data_dir else None
+    local = Path(data_dir).expanduser() / corpus.directory / corpus.filename if data_dir else None
     if local is not None and local.is_file():
         return _verify(corpus, local)
-    cached = cache_dir() / corpus.name / corpus.filename
+    cached = cache_dir() / corpus.directory / corpus.filename
     if cached.is_file():
         return _verify(corpus, cached)
     try:
@@ -168,7 +195,7 @@ def data_path(name: str) -> Path:
         if local is not None:
             places.insert(0, f"  {local}   ($MINIGPT_DATA_DIR)")
         else:
-            places.append(f"  <folder>/{corpus.name}/{corpus.filename}   with MINIGPT_DATA_DIR=<folder>")
+            places.append(f"  <folder>/{corpus.directory}/{corpus.filename}   with MINIGPT_DATA_DIR=<folder>")
         raise DataUnavailable(
             f"corpus {corpus.name!r} is not on this machine and could not be downloaded from "
             f"{corpus.url} ({reason}).\nDownload that file where you have internet and put it at\n"
@@ -183,6 +210,29 @@ def load_text(name: str) -> str:
 def load_json(name: str):
     """Corpus ``name`` parsed as JSON (e.g. "instruction-data": a list of dicts)."""
     return json.loads(data_path(name).read_text(encoding="utf-8"))
+
+
+DIALOGUES = {"kdconv": ("film", "music", "travel")}  # dialogue corpora -> their domains
+
+
+def load_dialogues(name: str, split: str = "dev") -> list[list[str]]:
+    """Dialogues of a dialogue corpus, each a list of turns (str) whose speakers alternate.
+
+    name:  "kdconv" (its film, music and travel domains, in that order) or one domain,
+           e.g. "kdconv-film".
+    split: "dev" or "test" (the registered splits).
+    Returns [n_dialogues] lists of [n_turns] strings; the first turn is the one who asks.
+    """
+    corpus, _, domain = name.partition("-")
+    if corpus not in DIALOGUES or (domain and domain not in DIALOGUES[corpus]):
+        known = [n for c, ds in DIALOGUES.items() for n in (c, *(f"{c}-{d}" for d in ds))]
+        raise ValueError(f"unknown dialogue corpus {name!r}; known ones are {known}")
+    splits = sorted({n.rsplit("-", 1)[1] for n in CORPORA if n.startswith(f"{corpus}-")})
+    if split not in splits:
+        raise ValueError(f"unknown split {split!r} for {name!r}; registered splits are {splits}")
+    return [[m["message"] for m in d["messages"]]
+            for dom in ((domain,) if domain else DIALOGUES[corpus])
+            for d in load_json(f"{corpus}-{dom}-{split}")]
 
 
 # ---------------------------------------------------------------------- splits and batches

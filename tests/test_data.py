@@ -65,7 +65,7 @@ def test_registered_copies_match_their_checksums(monkeypatch):
     monkeypatch.setattr(data, "_verified", set())
     for name, c in data.CORPORA.items():
         path = data.data_path(name)
-        assert path == SHARED / name / c.filename
+        assert path == SHARED / c.directory / c.filename
         assert path.stat().st_size == c.size_bytes
 
 
