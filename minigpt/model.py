@@ -1,8 +1,13 @@
-"""The GPT model: token + position embeddings, a stack of pre-LayerNorm decoder blocks, an LM head.
+"""The GPT model: token embeddings, a stack of pre-norm decoder blocks, an LM head.
+
+One model class covers two families through its configuration:
+    GPT-2 (the defaults): LayerNorm, learned position embeddings, GELU MLP, biases, tied head.
+    Llama (e.g. SmolLM2):  RMSNorm, rotary position embeddings (RoPE), SwiGLU MLP, grouped-query
+                           attention (fewer key-value heads than query heads), no biases.
 
 Shapes used throughout:
     B = batch size, T = sequence length (new tokens this call), P = cached (past) length,
-    C = n_embd, H = n_head, D = C // H (head size), V = vocab_size.
+    C = n_embd, H = n_head, K = n_kv_head (key-value heads), D = C // H (head size), V = vocab_size.
 
 Everything a learner needs to see is here: attention has a readable path (explicit softmax,
 returns the maps) and a fast path (``F.scaled_dot_product_attention``); tests hold them equal.
@@ -18,18 +23,29 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+_CHOICES = {"norm": ("layernorm", "rmsnorm"), "positions": ("learned", "rope"), "mlp": ("gelu", "swiglu")}
+
 
 @dataclass
 class GPTConfig:
-    """Hyper-parameters of a GPT. The defaults are the course's Shakespeare model."""
+    """Hyper-parameters of a GPT. The defaults are the course's Shakespeare model (GPT-2 style)."""
 
     vocab_size: int = 65
-    block_size: int = 128  # longest context the model can see (learned positions)
+    block_size: int = 128  # longest context the model can see
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = True  # biases in Linear layers and LayerNorms, as in GPT-2
+    # --- the Llama family as configuration; the defaults are GPT-2's choices
+    n_kv_head: Optional[int] = None  # key-value heads; fewer than n_head = grouped-query attention
+    norm: str = "layernorm"  # or "rmsnorm": scale by the root mean square, no centring, no bias
+    norm_eps: float = 1e-5
+    positions: str = "learned"  # or "rope": rotate queries and keys by their position
+    rope_base: float = 10000.0
+    mlp: str = "gelu"  # or "swiglu": silu(gate(x)) * up(x)
+    mlp_hidden: Optional[int] = None  # width inside the MLP; None = 4 * n_embd
+    tie_weights: bool = True  # the LM head reuses the token embedding matrix
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -43,6 +59,28 @@ class GPTConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"GPTConfig.{name} must be one of {choices}, got {getattr(self, name)!r}")
+        kv = self.kv_heads
+        if not isinstance(kv, int) or isinstance(kv, bool) or kv < 1 or self.n_head % kv:
+            raise ValueError(f"GPTConfig.n_kv_head must be a positive integer that divides n_head "
+                             f"({self.n_head}), so each key-value head serves a whole group; got {kv!r}")
+        if self.positions == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"RoPE rotates pairs of dimensions: the head size n_embd // n_head "
+                             f"({self.n_embd // self.n_head}) must be even")
+        if self.mlp_hidden is not None and (not isinstance(self.mlp_hidden, int) or self.mlp_hidden < 1):
+            raise ValueError(f"GPTConfig.mlp_hidden must be a positive integer or None, got {self.mlp_hidden!r}")
+
+    @property
+    def kv_heads(self) -> int:
+        """Number of key-value heads (n_head unless grouped-query attention)."""
+        return self.n_head if self.n_kv_head is None else self.n_kv_head
+
+    @property
+    def hidden(self) -> int:
+        """Width inside the MLP."""
+        return 4 * self.n_embd if self.mlp_hidden is None else self.mlp_hidden
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,15 +103,16 @@ class GPTOutput:
     attentions:      one [B, H, T, P+T] tensor per layer (rows: queries, columns: keys),
                      when ``return_attention=True``; else None.
     hidden_states:   n_layer + 1 tensors of [B, T, C]: the embeddings, then each block's
-                     output (before the final LayerNorm), when ``return_hidden_states=True``.
-    past_key_values: one (k, v) pair per layer, each [B, H, P+T, D], when ``use_cache=True``.
+                     output (before the final norm), when ``return_hidden_states=True``.
+    past_key_values: a KVCache when ``use_cache=True``: cache[i] is layer i's (k, v), each
+                     [B, K, P+T, D]; pass it back in to continue.
     """
 
     logits: torch.Tensor
     loss: Optional[torch.Tensor] = None
     attentions: Optional[tuple] = None
     hidden_states: Optional[tuple] = None
-    past_key_values: Optional[list] = None
+    past_key_values: Optional["KVCache"] = None
 
 
 def causal_mask(T: int, P: int = 0, device=None) -> torch.Tensor:
@@ -81,34 +120,148 @@ def causal_mask(T: int, P: int = 0, device=None) -> torch.Tensor:
     return torch.ones(T, P + T, dtype=torch.bool, device=device).tril(diagonal=P)
 
 
+def rope_cos_sin(positions: torch.Tensor, head_size: int, base: float):
+    """Rotary position embeddings for the given positions [T]: (cos, sin), each [T, D] float32.
+
+    Dimension pair i (dimensions i and i + D/2 of a head) turns by the angle
+    position * base^(-2i/D): the first pairs turn fast, the last ones slowly.
+    """
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_size, 2, device=positions.device).float() / head_size))
+    angles = positions.float()[:, None] * inv_freq[None, :]  # [T, D/2]
+    angles = torch.cat((angles, angles), dim=-1)  # [T, D]: both halves of a pair share an angle
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate each pair (x_i, x_{i+D/2}) of x [B, heads, T, D] by its angle; same shape out.
+
+    After this, a query at position m and a key at position n score q·k as a function of
+    m - n only: attention sees relative positions.
+    """
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+class KVCache:
+    """The keys and values of the tokens seen so far: one pair of preallocated tensors per layer.
+
+    Each layer stores k and v as [B, K, capacity, D] (only the K key-value heads) and writes new
+    tokens in place, so a step copies nothing of the past (no torch.cat); capacity grows by
+    doubling up to max_len. ``cache[i]`` is layer i's filled part (k, v), each [B, K, length, D].
+    ``length`` counts the stored tokens, ``position`` every token ever fed. With rotary positions
+    a full cache slides: the oldest tokens are dropped and the others keep their keys, since
+    RoPE scores depend only on the distance between tokens. Learned positions cannot slide
+    (every kept token would move to a new position); there a full cache is an error.
+    """
+
+    def __init__(self, max_len: int, can_slide: bool = False):
+        self.max_len, self.can_slide = max_len, can_slide
+        self.keys: list = []
+        self.values: list = []
+        self.length = 0    # tokens stored
+        self.position = 0  # tokens fed so far (= the position of the next token)
+
+    @classmethod
+    def from_pairs(cls, pairs, max_len: int, can_slide: bool = False) -> "KVCache":
+        """A cache holding the given (k, v) pairs, one per layer, each [B, K, P, D] (not copied:
+        the first write grows them into new tensors)."""
+        cache = cls(max_len, can_slide)
+        cache.keys, cache.values = [k for k, _ in pairs], [v for _, v in pairs]
+        cache.length = cache.position = cache.keys[0].size(2) if cache.keys else 0
+        return cache
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, layer: int):
+        return self.keys[layer][:, :, :self.length], self.values[layer][:, :, :self.length]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def make_room(self, T: int) -> int:
+        """Before a forward of T new tokens: slide if needed; returns P, the tokens they will see."""
+        if self.length + T > self.max_len:
+            if not self.can_slide:
+                raise ValueError(f"the cache holds {self.length} tokens; {T} more make a sequence longer "
+                                 f"than the model's block_size ({self.max_len}); start a new cache with "
+                                 f"the last {self.max_len} tokens (mg.generate does this for you)")
+            drop = min(self.length, self.length + T - self.max_len)
+            for t in self.keys + self.values:  # shift the kept tokens to the front, in place
+                t[:, :, :self.length - drop] = t[:, :, drop:self.length].clone()
+            self.length -= drop
+        P = self.length
+        self.length += T
+        self.position += T
+        return P
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        """Store one layer's new k, v [B, K, T, D] after the past; return all, each [B, K, P+T, D]."""
+        end = self.length
+        start = end - k.size(2)
+        if layer == len(self.keys):
+            self.keys.append(None)
+            self.values.append(None)
+        if self.keys[layer] is None or self.keys[layer].size(2) < end:  # grow: double, at most max_len
+            old = self.keys[layer].size(2) if self.keys[layer] is not None else 0
+            capacity = min(self.max_len, max(end, 2 * old))
+            for store in (self.keys, self.values):
+                new = k.new_empty(k.size(0), k.size(1), capacity, k.size(3))
+                if store[layer] is not None:
+                    new[:, :, :start] = store[layer][:, :, :start]
+                store[layer] = new
+        self.keys[layer][:, :, start:end] = k
+        self.values[layer][:, :, start:end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def crop(self, length: int) -> None:
+        """Forget every token after the first ``length`` stored ones (e.g. to branch off there)."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"can crop the cache to 0..{self.length} tokens, not {length}")
+        self.position -= self.length - length
+        self.length = length
+
+
 class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention where each position sees only itself and the past."""
+    """Multi-head self-attention where each position sees only itself and the past.
+
+    With n_kv_head < n_head (grouped-query attention) each key-value head is shared by a group
+    of n_head // n_kv_head query heads: the cache is that many times smaller.
+    """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.n_head = config.n_head
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v at once
+        self.n_head, self.n_kv_head = config.n_head, config.kv_heads
+        self.head_size = config.n_embd // config.n_head
+        # q for every head, k and v for the key-value heads, in one matmul
+        self.c_attn = nn.Linear(config.n_embd, (self.n_head + 2 * self.n_kv_head) * self.head_size, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = config.dropout
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, past_kv=None, return_attention=False):
-        """x: [B, T, C]; past_kv: optional (k, v) each [B, H, P, D].
+    def forward(self, x, rope=None, cache=None, layer=0, return_attention=False):
+        """x: [B, T, C]; rope: (cos, sin) each [T, D] or None; cache: a KVCache or None.
 
-        Returns (y [B, T, C], att [B, H, T, P+T] or None, (k, v) each [B, H, P+T, D]).
+        Returns (y [B, T, C], att [B, H, T, P+T] or None).
         """
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        # [B, T, C] -> [B, H, T, D]: each head works on its own slice of the channels
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        if past_kv is not None:
-            k, v = torch.cat((past_kv[0], k), dim=2), torch.cat((past_kv[1], v), dim=2)
+        H, K, D = self.n_head, self.n_kv_head, self.head_size
+        q, k, v = self.c_attn(x).split((H * D, K * D, K * D), dim=2)
+        # [B, T, heads * D] -> [B, heads, T, D]: each head works on its own slice of the channels
+        q = q.view(B, T, H, D).transpose(1, 2)
+        k, v = k.view(B, T, K, D).transpose(1, 2), v.view(B, T, K, D).transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # [B, K, P+T, D]
         P = k.size(2) - T
         att = None
         if return_attention:
             # The readable path: scores, mask, softmax, weighted sum of values.
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))  # [B, H, T, P+T]
+            if K != H:  # query head h reads key-value head h // (H // K)
+                k, v = k.repeat_interleave(H // K, dim=1), v.repeat_interleave(H // K, dim=1)
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(D)  # [B, H, T, P+T]
             att = att.masked_fill(~causal_mask(T, P, x.device), float("-inf"))
             att = F.softmax(att, dim=-1)
             y = self.attn_dropout(att) @ v  # [B, H, T, D]
@@ -119,63 +272,83 @@ class CausalSelfAttention(nn.Module):
             mask = None if P == 0 or T == 1 else causal_mask(T, P, x.device)
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, is_causal=(P == 0 and T > 1),
-                dropout_p=self.dropout if self.training else 0.0,
+                dropout_p=self.dropout if self.training else 0.0, enable_gqa=K != H,
             )
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
-        return self.resid_dropout(self.c_proj(y)), att, (k, v)
+        return self.resid_dropout(self.c_proj(y)), att
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward network: widen 4x, GELU, project back."""
+    """Position-wise feed-forward network: widen, a non-linearity, project back.
+
+    GELU (GPT-2): c_proj(gelu(c_fc(x))). SwiGLU (Llama): c_fc computes a gate and a value side
+    by side, and c_proj(silu(gate) * value) lets the gate switch each hidden unit on or off.
+    """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.swiglu = config.mlp == "swiglu"
+        self.c_fc = nn.Linear(config.n_embd, (2 if self.swiglu else 1) * config.hidden, bias=config.bias)
         self.gelu = nn.GELU(approximate="tanh")  # GPT-2's GELU, so imported weights match exactly
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.hidden, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
         """x: [B, T, C] -> [B, T, C]"""
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        h = self.c_fc(x)
+        if self.swiglu:
+            gate, value = h.chunk(2, dim=-1)
+            h = F.silu(gate) * value
+        else:
+            h = self.gelu(h)
+        return self.dropout(self.c_proj(h))
+
+
+def make_norm(config: GPTConfig) -> nn.Module:
+    """LayerNorm (centre, scale to unit variance, gain and bias) or RMSNorm (scale by the root
+    mean square only, a gain, no bias): Llama's cheaper choice."""
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(config.n_embd, eps=config.norm_eps)
+    return nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
 
 
 class Block(nn.Module):
-    """One decoder block: x + attn(LN(x)), then x + mlp(LN(x)) (pre-LayerNorm, as in GPT-2)."""
+    """One decoder block: x + attn(norm(x)), then x + mlp(norm(x)) (pre-norm, as in GPT-2 and Llama)."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = make_norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = make_norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x, past_kv=None, return_attention=False):
-        """x: [B, T, C] -> (x [B, T, C], att or None, (k, v))"""
-        a, att, kv = self.attn(self.ln_1(x), past_kv, return_attention)
+    def forward(self, x, rope=None, cache=None, layer=0, return_attention=False):
+        """x: [B, T, C] -> (x [B, T, C], att or None)"""
+        a, att = self.attn(self.ln_1(x), rope, cache, layer, return_attention)
         x = x + a  # the residual stream carries x past the attention...
         x = x + self.mlp(self.ln_2(x))  # ...and past the MLP
-        return x, att, kv
+        return x, att
 
 
 class GPT(nn.Module):
-    """A decoder-only Transformer language model (GPT-2 architecture)."""
+    """A decoder-only Transformer language model: GPT-2, or a Llama-family model by configuration."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         if not isinstance(config, GPTConfig):
             raise TypeError(f"GPT takes a GPTConfig, got {type(config).__name__}")
         self.config = config
+        learned = config.positions == "learned"  # else rotary: no position parameters at all
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embeddings
-            wpe=nn.Embedding(config.block_size, config.n_embd),  # learned position embeddings
+            **(dict(wpe=nn.Embedding(config.block_size, config.n_embd)) if learned else {}),  # positions
             drop=nn.Dropout(config.dropout),
             h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+            ln_f=make_norm(config),
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        # Weight tying: the same matrix reads tokens in and scores them out.
-        self.transformer.wte.weight = self.lm_head.weight
+        if config.tie_weights:  # the same matrix reads tokens in and scores them out
+            self.transformer.wte.weight = self.lm_head.weight
         self.apply(self._init_weights)
         # GPT-2: scale the projections into the residual stream by 1/sqrt(2 * n_layer),
         # so the stream's variance does not grow with depth.
@@ -195,13 +368,15 @@ class GPT(nn.Module):
     def num_params(self, non_embedding: bool = False) -> int:
         """Number of parameters (tied weights counted once); optionally without position embeddings."""
         n = sum(p.numel() for p in self.parameters())
-        return n - self.transformer.wpe.weight.numel() if non_embedding else n
+        if non_embedding and "wpe" in self.transformer:
+            n -= self.transformer.wpe.weight.numel()
+        return n
 
     @property
     def device(self) -> torch.device:
         return self.lm_head.weight.device
 
-    def _check_input(self, idx, targets, P):
+    def _check_input(self, idx, targets, cache):
         if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype != torch.long:
             got = f"{tuple(idx.shape)} {idx.dtype}" if isinstance(idx, torch.Tensor) else type(idx).__name__
             raise ValueError(f"idx must be a [batch, seq] tensor of torch.long token ids, got {got}; "
@@ -209,41 +384,65 @@ class GPT(nn.Module):
         B, T = idx.shape
         if T == 0:
             raise ValueError("idx is empty: give at least one token")
+        P = 0 if cache is None or cache.can_slide else cache.length  # a sliding cache makes room itself
         if P + T > self.config.block_size:
             raise ValueError(
                 f"sequence of {P + T} tokens is longer than the model's block_size "
                 f"({self.config.block_size}); crop it to the last {self.config.block_size} tokens "
                 f"(mg.generate does this for you)")
-        if torch.compiler.is_compiling():
-            return  # value checks would break the compiled graph; eager runs have checked them
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= self.config.vocab_size:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"token id {bad} is out of range for vocab_size {self.config.vocab_size}; "
-                             f"was this text encoded with the tokenizer the model was trained with?")
+        if cache is not None and len(cache) and cache.keys[0].size(0) != B:
+            raise ValueError(f"the cache holds {cache.keys[0].size(0)} sequences but idx has {B}")
         if targets is not None and targets.shape != idx.shape:
             raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}")
+        # Checking the id values reads them: cheap on the CPU, but on a GPU a sync every step, so
+        # there the callers (generate, encode) check them; compiled graphs cannot branch on them.
+        if idx.device.type == "cpu" and not torch.compiler.is_compiling():
+            lo, hi = torch.aminmax(idx)
+            if lo < 0 or hi >= self.config.vocab_size:
+                bad = int(lo) if lo < 0 else int(hi)
+                raise ValueError(f"token id {bad} is out of range for vocab_size {self.config.vocab_size}; "
+                                 f"was this text encoded with the tokenizer the model was trained with?")
+
+    def new_cache(self) -> KVCache:
+        """An empty KVCache for this model (block_size long; slides with rotary positions)."""
+        return KVCache(self.config.block_size, can_slide=self.config.positions == "rope")
 
     def forward(self, idx, targets=None, return_attention=False, return_hidden_states=False,
                 past_key_values=None, use_cache=False) -> GPTOutput:
         """Run the model.
 
-        idx:             [B, T] token ids (torch.long), T + cached length <= block_size.
+        idx:             [B, T] token ids (torch.long); without rotary positions
+                         T + cached length <= block_size.
         targets:         optional [B, T] next-token ids; positions set to -100 are ignored.
-        past_key_values: optional cache from an earlier call with ``use_cache=True``.
+        past_key_values: optional KVCache from an earlier call with ``use_cache=True`` (updated in
+                         place), or a list of (k, v) pairs, each [B, K, P, D].
         Returns a GPTOutput (logits [B, T, V], loss, attentions, hidden_states, past_key_values).
         """
-        P = 0 if past_key_values is None else past_key_values[0][0].size(2)
-        self._check_input(idx, targets, P)
+        cache = past_key_values
+        if cache is not None and not isinstance(cache, KVCache):
+            cache = KVCache.from_pairs(cache, self.config.block_size, self.config.positions == "rope")
+        if cache is None and use_cache:
+            cache = self.new_cache()
+        self._check_input(idx, targets, cache)
         T = idx.size(1)
-        pos = torch.arange(P, P + T, device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # [B, T, C]
-        attentions, hidden, cache = [], [x], []
+        start = 0
+        if cache is not None:
+            start = cache.position  # the position of the first new token
+            cache.make_room(T)
+        pos = torch.arange(start, start + T, device=idx.device)
+        x = self.transformer.wte(idx)  # [B, T, C]
+        rope = None
+        if self.config.positions == "learned":
+            x = x + self.transformer.wpe(pos)
+        else:
+            cos, sin = rope_cos_sin(pos, self.config.n_embd // self.config.n_head, self.config.rope_base)
+            rope = cos.to(x.dtype), sin.to(x.dtype)
+        x = self.transformer.drop(x)
+        attentions, hidden = [], [x]
         for i, block in enumerate(self.transformer.h):
-            x, att, kv = block(x, None if past_key_values is None else past_key_values[i], return_attention)
+            x, att = block(x, rope, cache, i, return_attention)
             attentions.append(att)
             hidden.append(x)
-            cache.append(kv)
         logits = self.lm_head(self.transformer.ln_f(x))  # [B, T, V]
         loss = None
         if targets is not None:
@@ -304,3 +503,55 @@ class GPT(nn.Module):
             raise OSError(f"could not load GPT-2 weights {name!r}: {e}. Offline, pass the path of a "
                           f"folder saved with GPT2LMHeadModel.save_pretrained instead.") from e
         return cls.from_gpt2_state_dict(hf.state_dict(), cls.config_from_gpt2(hf.config))
+
+    # ------------------------------------------------------------------ Llama weights
+
+    @staticmethod
+    def config_from_llama(hf_config, block_size: Optional[int] = None) -> GPTConfig:
+        """GPTConfig equivalent to a ``transformers.LlamaConfig`` (block_size defaults to its
+        max_position_embeddings)."""
+        return GPTConfig(
+            vocab_size=hf_config.vocab_size, block_size=block_size or hf_config.max_position_embeddings,
+            n_layer=hf_config.num_hidden_layers, n_head=hf_config.num_attention_heads,
+            n_embd=hf_config.hidden_size, n_kv_head=hf_config.num_key_value_heads, dropout=0.0, bias=False,
+            norm="rmsnorm", norm_eps=hf_config.rms_norm_eps, positions="rope",
+            rope_base=float((getattr(hf_config, "rope_parameters", None) or {}).get("rope_theta")
+                            or hf_config.rope_theta),
+            mlp="swiglu", mlp_hidden=hf_config.intermediate_size, tie_weights=hf_config.tie_word_embeddings)
+
+    @classmethod
+    def from_llama_state_dict(cls, state_dict: dict, config: GPTConfig) -> "GPT":
+        """Build a GPT from a ``transformers`` LlamaForCausalLM state dict (names ``model.layers.
+        {i}.self_attn.q_proj.weight`` ...): q, k, v are stacked into c_attn, gate and up into
+        c_fc, in that order."""
+        sd = {k.removeprefix("module."): v for k, v in state_dict.items()}
+        names = {"transformer.wte.weight": ["model.embed_tokens.weight"],
+                 "transformer.ln_f.weight": ["model.norm.weight"]}
+        if not config.tie_weights:
+            names["lm_head.weight"] = ["lm_head.weight"]
+        for i in range(config.n_layer):
+            hf, ours = f"model.layers.{i}.", f"transformer.h.{i}."
+            names[ours + "ln_1.weight"] = [hf + "input_layernorm.weight"]
+            names[ours + "attn.c_attn.weight"] = [hf + f"self_attn.{p}_proj.weight" for p in "qkv"]
+            names[ours + "attn.c_proj.weight"] = [hf + "self_attn.o_proj.weight"]
+            names[ours + "ln_2.weight"] = [hf + "post_attention_layernorm.weight"]
+            names[ours + "mlp.c_fc.weight"] = [hf + "mlp.gate_proj.weight", hf + "mlp.up_proj.weight"]
+            names[ours + "mlp.c_proj.weight"] = [hf + "mlp.down_proj.weight"]
+        missing = [n for parts in names.values() for n in parts if n not in sd]
+        if missing:
+            raise ValueError(f"Llama state dict lacks {len(missing)} weights, e.g. {missing[:3]}; "
+                             f"is it a LlamaForCausalLM state dict?")
+        with torch.device("meta"):
+            model = cls(config)  # no time spent on a random initialisation we overwrite
+        ours = {k: torch.cat([sd[n] for n in parts]).float() for k, parts in names.items()}
+        if config.tie_weights:
+            ours["lm_head.weight"] = ours["transformer.wte.weight"]
+        expected = {k: v.shape for k, v in model.state_dict().items()}
+        for k, w in ours.items():
+            if w.shape != expected[k]:
+                raise ValueError(f"weight {k} has shape {tuple(w.shape)} but the config "
+                                 f"needs {tuple(expected[k])}; does the config match the checkpoint?")
+        model.load_state_dict(ours, strict=True, assign=True)
+        if config.tie_weights:
+            model.lm_head.weight = model.transformer.wte.weight
+        return model

@@ -256,7 +256,8 @@ def _sample_steps(model, ids: list[int], max_new_tokens, temperature, top_k, top
     block_size, device = model.config.block_size, model.device
     cache = None
     for _ in range(max_new_tokens):
-        if use_cache and cache is not None and _cache_len(cache) < block_size:
+        # a rotary-position cache slides by itself (KVCache.can_slide): no recompute there
+        if use_cache and cache is not None and (_cache_len(cache) < block_size or getattr(cache, "can_slide", False)):
             out = _forward(model, torch.tensor([[ids[-1]]], device=device), cache)
         else:
             out = _forward(model, torch.tensor([ids[-block_size:]], device=device), use_cache=use_cache)
