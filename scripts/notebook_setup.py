@@ -42,13 +42,14 @@ if "google.colab" in sys.modules:
                 raise RuntimeError(
                     f"Could not clone the course from {{repo}} into {{clone}}:\\n{{git.stderr}}\\n"
                     "Check that the runtime is connected and online, then run this cell again; or upload "
-                    f"a copy of the repository to {{clone}} (a folder holding minigpt/) and run it again.")
+                    f"a copy of the repository to {{clone}} (a folder holding minigpt/) and run it again.") from None
         # The "notebooks" extra asks for ranges that Colab's own torch, matplotlib and ipywidgets
         # satisfy, so pip only adds what is missing (bertviz, gguf, ...) and replaces nothing.
         pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", f"{{clone}}[notebooks]"],
                              capture_output=True, text=True)
         if pip.returncode:
-            raise RuntimeError(f"Installing the course from {{clone}} failed:\\n{{pip.stdout}}{{pip.stderr}}")
+            raise RuntimeError(f"Installing the course from {{clone}} failed:\\n{{pip.stdout}}{{pip.stderr}}\\n"
+                               "Run this cell again; if it fails the same way, restart the runtime.") from None
         sys.path.insert(0, clone)          # importable in this kernel at once, no restart needed
         importlib.invalidate_caches()
         print(f"minigpt installed from {{repo}} (cloned into {{clone}})")
