@@ -15,6 +15,16 @@ import nbclient
 import nbformat
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+KERNEL = "python3"
+
+
+def kernelspec(name: str = KERNEL) -> dict:
+    """The notebook's kernelspec metadata exactly as JupyterLab writes it when it opens the
+    notebook (display_name "Python 3 (ipykernel)", from the installed kernel): with any other
+    value, JupyterLab rewrites it and marks a notebook changed as soon as it is opened."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    spec = KernelSpecManager().get_kernel_spec(name)
+    return {"display_name": spec.display_name, "language": spec.language, "name": name}
 
 
 def main():
@@ -35,8 +45,11 @@ def main():
             continue
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
-        nbclient.NotebookClient(nb, timeout=3600, kernel_name="python3", store_widget_state=True,
+        # store_widget_state: the state of every widget goes into metadata.widgets, in the format
+        # JupyterLab saves and reads, so the stored notebook shows each widget's picture when opened
+        nbclient.NotebookClient(nb, timeout=3600, kernel_name=KERNEL, store_widget_state=True,
                                 resources={"metadata": {"path": str(path.parent)}}).execute()
+        nb.metadata["kernelspec"] = kernelspec()
         nbformat.write(nb, path)
         print(f"{path.name}: {time.perf_counter() - start:.0f} s", flush=True)
 

@@ -68,6 +68,16 @@ def test_next_token_distribution_has_a_panel_per_stage_and_follows_top_k(model, 
     assert "top k = 4" in titles[3] and "temperature = 1.0" in titles[2] and "top p = off" in titles[4]
 
 
+def test_next_token_panels_share_one_probability_axis_up_to_1(model, tok):
+    dist = mg.next_token_distribution(model, tok, "ROMEO:", temperature=2.0)
+    fig = plots.plot_next_token_distribution(dist, n=5, stages=("raw", "temperature"))
+    raw_ax, hot_ax = fig.axes
+    assert raw_ax.get_xlim() == hot_ax.get_xlim() and raw_ax.get_xlim()[1] <= 1.0
+    assert max(b.get_width() for b in bars(hot_ax)) < max(b.get_width() for b in bars(raw_ax))  # flatter
+    sure = mg.next_token_distribution(model, tok, "ROMEO:", temperature=0.0)
+    assert plots.plot_next_token_distribution(sure, n=3, stages="final").axes[0].get_xlim()[1] == 1.0
+
+
 def test_next_token_distribution_rejects_unknown_stages(model, tok):
     dist = mg.next_token_distribution(model, tok, "ROMEO:")
     with pytest.raises(ValueError, match="stage"):
@@ -138,6 +148,27 @@ def test_plot_attention_layer_shows_where_the_query_looks(model, tok):
                                attentions[0][:, -1].mean(0).numpy(), rtol=1e-6)
 
 
+def test_plot_query_attention_caps_the_weight_axis_at_1(model, tok):
+    tokens = list("abc")
+    fig = plots.plot_query_attention(torch.tensor([0.0, 0.05, 0.95]), tokens, query=2)
+    assert fig.axes[0].get_ylim()[1] == 1.0
+
+
+def test_plot_head_view_draws_a_line_per_weight(model, tok):
+    tokens, attentions = plots.attention_maps(model, tok, "abcd")
+    fig = plots.plot_head_view(attentions, tokens, layer=1, heads=[0])
+    (lines,) = fig.axes[0].collections
+    a = attentions[1][0]
+    kept = (a >= 0.01).nonzero()
+    assert len(lines.get_segments()) == len(kept)  # none above the diagonal: the future is masked
+    for (i, j), segment in zip(kept.tolist(), lines.get_segments()):
+        assert segment.tolist() == [[0, i], [1, j]]
+    np.testing.assert_allclose(lines.get_colors()[:, 3], 0.9 * a[a >= 0.01].numpy(), rtol=1e-6)
+    assert len(plots.plot_model_view(attentions, tokens).axes) == model.config.n_layer * model.config.n_head
+    with pytest.raises(ValueError, match="heads"):
+        plots.plot_head_view(attentions, tokens, heads=[5])
+
+
 # --------------------------------------------------------------------------- tokens
 
 def test_plot_tokens_draws_one_box_per_token_with_its_id(tok):
@@ -158,6 +189,30 @@ def test_plot_tokens_compares_tokenizers(tok, shakespeare):
     fig = plots.plot_tokens({"characters": tok, "bpe": bpe}, text)
     assert [len(ax.patches) for ax in fig.axes] == [len(tok.encode(text)), len(bpe.encode(text))]
     assert fig.axes[1].get_title(loc="left").startswith("bpe:")
+
+
+def test_plot_tokens_can_show_why_a_tokenizer_failed(tok):
+    other = mg.CharTokenizer.from_text("xyz€")
+    with pytest.raises(ValueError):
+        plots.plot_tokens({"characters": tok, "other": other}, "x€")
+    fig = plots.plot_tokens({"characters": tok, "other": other}, "x€", errors="show")
+    assert fig.axes[0].get_title(loc="left").startswith("characters: cannot encode")
+    assert fig.axes[1].get_title(loc="left") == "other: 2 tokens"
+    assert plots.plot_tokens(tok, "a").axes[0].get_title(loc="left") == "CharTokenizer: 1 token"
+
+
+def test_plots_draw_chinese_characters_with_a_cjk_font(recwarn):
+    import io
+    font = plots.cjk_font()
+    if font is None:
+        pytest.skip("no CJK font installed (Debian/Ubuntu: apt-get install fonts-wqy-zenhei)")
+    zh = mg.CharTokenizer.from_text("你好，世界！机器学习")
+    fig = plots.plot_tokens(zh, "你好，世界！")
+    fig.axes[0].set_xlabel("机器学习")
+    fig.savefig(io.BytesIO(), format="png")
+    missing = [str(w.message) for w in recwarn if "missing from font" in str(w.message)]
+    assert missing == []
+    assert font in plt.rcParams["font.family"] and font in plots.MONOSPACE
 
 
 def test_tokens_html_lists_every_token_and_id(tok):
@@ -271,6 +326,10 @@ def final_bar_count(explorer):
     return sum(b.get_width() > 0 for b in bars(explorer.figure.axes[-1]))
 
 
+def figure_texts(fig):
+    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts + [ax.title, ax._left_title])
+
+
 def test_next_token_explorer_grows_the_prompt_and_follows_the_knobs(model, tok):
     e = widgets.NextTokenExplorer(model, tok, prompt="ROMEO:", n=10, stages=("raw", "final"))
     assert e.static_png().startswith(PNG) and e.ids == tok.encode("ROMEO:")  # a first picture, untouched
@@ -279,24 +338,36 @@ def test_next_token_explorer_grows_the_prompt_and_follows_the_knobs(model, tok):
     assert e.ids == tok.encode("ROMEO:") + [expected]
     assert e.prompt.value == tok.decode(e.ids)
     e.top_k.value = 3
-    assert final_bar_count(e) == 3
+    assert final_bar_count(e) == 3 and [s for s, _, _ in e.top(3)] == [s for s, _, _ in e.distribution.top(3, "final")]
     e.top_k.value = 0
     assert final_bar_count(e) == 10
     e.undo_button.click()
     assert e.ids == tok.encode("ROMEO:")
     e.prompt.value = "JULIET"
     assert e.ids == tok.encode("JULIET")
-    e.prompt.value = "€"  # not in the vocabulary: the widget says so instead of raising
-    assert "€" in e.status.value and e.ids == tok.encode("JULIET")
-    bundle = e._repr_mimebundle_()
+    bundle, metadata = e._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle and "image/png" in bundle
+    assert metadata["image/png"]["width"] == int(e.image.width)  # shown at its own size
 
 
-def test_next_token_explorer_explains_an_empty_prompt(model, tok):
-    e = widgets.NextTokenExplorer(model, tok, prompt="", stages="final")
-    assert e.distribution is None and "prompt" in e.status.value
-    e.argmax_button.click()  # nothing to pick from: says so, appends nothing
-    assert e.ids == [] and "type a prompt" in e.status.value
+@pytest.mark.parametrize("bad", ["€", ""])
+def test_next_token_explorer_forgets_the_old_context_after_a_bad_prompt(model, tok, bad):
+    e = widgets.NextTokenExplorer(model, tok, prompt="JULIET", stages="final")
+    good_picture = e.static_png()
+    e.prompt.value = bad  # unknown character, or nothing: the widget says so instead of raising
+    assert e.ids == [] and e.distribution is None and e.error
+    assert ("€" if bad else "empty") in e.status.value
+    assert e.static_png() != good_picture and "fix the prompt" in figure_texts(e.figure)  # no stale picture
+    for button in (e.argmax_button, e.sample_button, e.undo_button):
+        button.click()  # nothing to pick from: the learner's text stays, no token from the old context
+        assert e.prompt.value == bad and e.ids == [] and "fix the prompt" in e.status.value
+    e.temperature.value = 0.5  # a knob does not bring the old context back either
+    assert e.distribution is None and e.ids == []
+    with pytest.raises(ValueError, match="distribution"):
+        e.top()
+    e.prompt.value = "ROMEO"  # fixed: back to work
+    assert e.ids == tok.encode("ROMEO") and e.distribution is not None and e.error is None
+    assert e.argmax_button.click() is None and len(e.ids) == 6
 
 
 def test_next_token_explorer_samples_reproducibly_from_its_seed(model, tok):
@@ -308,6 +379,38 @@ def test_next_token_explorer_samples_reproducibly_from_its_seed(model, tok):
     first = sampled(3)
     assert len(first) == len(tok.encode("ROMEO:")) + 2
     assert sampled(3) == first
+    # the draws are those of mg.generate with the same seed and knobs
+    assert tok.decode(first[-2:]) == mg.generate(model, tok, "ROMEO:", max_new_tokens=2, seed=3)
+
+
+def test_next_token_explorer_reseeds_when_the_same_seed_is_entered_again(model, tok):
+    e = widgets.NextTokenExplorer(model, tok, prompt="ROMEO:", stages="final", seed=7)
+    draws = [e.step(greedy=False) for _ in range(4)]
+    for _ in range(4):
+        e.undo_button.click()
+    e.seed._handle_custom_msg({"event": "submit"}, [])  # Enter in the seed box, with 7 still in it
+    assert [e.step(greedy=False) for _ in range(4)] == draws
+    e.seed.value = "8"
+    e.seed.value = "7"  # typed anew
+    for _ in range(4):
+        e.undo_button.click()
+    assert [e.step(greedy=False) for _ in range(4)] == draws
+    e.seed.value = "seven"
+    assert "whole number" in e.status.value
+
+
+def test_next_token_explorer_counts_tokens_and_says_what_the_model_sees(model, tok):
+    e = widgets.NextTokenExplorer(model, tok, prompt="R", stages="final")
+    assert e.status.value.startswith("1 token in the context")
+    e.prompt.value = "ROMEO: " * 10  # 70 tokens; the model's block_size is 32
+    assert "70 tokens in the context" in e.status.value and "sees the last 32" in e.status.value
+
+
+def test_figure_box_shows_pictures_at_their_own_size(model, tok):
+    e = widgets.EmbeddingExplorer(model, tok)
+    width, height = widgets.png_size(e.static_png())
+    assert e.image.width == str(width) and width == round(e.figure.get_figwidth() * e.dpi)
+    assert e.image.layout.max_width == "100%" and e.image.layout.align_self == "flex-start"
 
 
 def test_attention_explorer_redraws_for_layer_head_query_and_text(model, tok):
@@ -322,14 +425,42 @@ def test_attention_explorer_redraws_for_layer_head_query_and_text(model, tok):
     a.query.value = 2
     heights = [b.get_height() for b in bars(plot_axes(a.figure)[-1])]
     np.testing.assert_allclose(heights, a.attentions[0][1, 2].numpy(), rtol=1e-6)
+    torch.testing.assert_close(a.query_weights(), a.attentions[0][1, 2])
     a.head.value = "all"
     assert len(images(a.figure)) == model.config.n_head and a.weights().shape[0] == model.config.n_head
+    torch.testing.assert_close(a.query_weights(), a.attentions[0][:, 2].mean(0))
     a.layer.value = 1
     np.testing.assert_allclose(np.ma.getdata(images(a.figure)[0].get_array()), a.attentions[1][0].numpy(), rtol=1e-6)
     a.text.value = "abc"
     assert a.tokens == ["a", "b", "c"] and len(a.query.options) == 3 and a.query.value == 2
     with pytest.raises(ValueError, match="head"):
         widgets.AttentionExplorer(model, tok, text=TEXT, head=7)
+
+
+def test_attention_explorer_keeps_newlines_in_its_text(model, tok):
+    a = widgets.AttentionExplorer(model, tok, text="JULIET:\nO Romeo")
+    assert isinstance(a.text, widgets.widgets.Textarea)  # a one-line Text box drops newlines on edit
+    newline = tok.token_str(tok.encode("\n")[0])
+    assert len(a.tokens) == len("JULIET:\nO Romeo") and a.tokens.count(newline) == 1
+    a.text.value = "JULIET:\nO Romeo\nRomeo"
+    assert a.tokens.count(newline) == 2
+
+
+@pytest.mark.parametrize("bad", ["€uro", "", "a" * 40])
+def test_attention_explorer_shows_no_stale_maps_after_a_bad_text(model, tok, bad):
+    a = widgets.AttentionExplorer(model, tok, text=TEXT, head=0)
+    a.text.value = bad
+    assert a.tokens == [] and a.attentions == () and a.error and a.query.options == ()
+    assert "fix the text" in figure_texts(a.figure) and not images(a.figure)
+    error_picture = a.static_png()
+    for control, value in ((a.layer, 1), (a.head, 1), (a.head, "all")):
+        control.value = value  # the old text's maps do not come back
+        assert a.static_png() == error_picture and not images(a.figure)
+    assert "color:#b00020" in a.status.value
+    with pytest.raises(ValueError, match="no attention"):
+        a.weights()
+    a.text.value = "abc"
+    assert a.tokens == ["a", "b", "c"] and a.error is None and len(images(a.figure)) == model.config.n_head
 
 
 def test_tokenizer_explorer_counts_tokens_per_tokenizer(tok, shakespeare):
@@ -341,8 +472,19 @@ def test_tokenizer_explorer_counts_tokens_per_tokenizer(tok, shakespeare):
     assert t.counts["char"] == len("the king is dead")
     assert all(f"id {i}" in t.views["bpe"].value for i in bpe.encode("the king is dead"))
     assert t.static_png().startswith(PNG)
-    single = widgets.TokenizerExplorer(tok, text="hi")
-    assert single.counts == {"CharTokenizer": 2}
+    single = widgets.TokenizerExplorer(tok, text="h")
+    assert single.counts == {"CharTokenizer": 1} and "1 token," in single.views["CharTokenizer"].value
+
+
+def test_tokenizer_explorer_picture_says_which_tokenizer_failed(tok, shakespeare):
+    bpe = mg.BPETokenizer.train(shakespeare[:3000], vocab_size=300)
+    t = widgets.TokenizerExplorer({"characters": tok, "bpe": bpe}, text="the € sign")
+    assert set(t.counts) == {"bpe"} and "€" in t.errors["characters"]
+    assert "cannot encode" in t.summary.value
+    assert t.static_png().startswith(PNG)
+    titles = [ax.get_title(loc="left") for ax in t.figure.axes]
+    assert titles[0].startswith("characters: cannot encode") and titles[1].startswith("bpe: ")
+    assert "€" in figure_texts(t.figure)  # the reason, in the picture too
 
 
 def test_embedding_explorer_lists_neighbours_of_the_picked_token(model, tok):
@@ -380,7 +522,7 @@ def test_training_monitor_redraws_every_n_steps_and_at_eval_and_end():
     monitor(trainer, "eval", {"iter": 7, "train_loss": 3.4, "val_loss": 3.5})
     monitor(trainer, "end", {"iter": 7, "train_loss": 3.4, "val_loss": 3.5})
     assert monitor.draws == 5 and "val loss 3.5000" in monitor.status.value
-    assert "image/png" in monitor.widget._repr_mimebundle_()
+    assert "image/png" in monitor.widget._repr_mimebundle_()[0]
 
 
 def test_training_monitor_keeps_its_own_history_without_a_trainer_history():
@@ -421,6 +563,30 @@ def test_bertviz_views_return_html_with_our_tokens(model, tok):
     torch.testing.assert_close(attention[1][0].sum(-1), torch.ones(model.config.n_head, 9, dtype=torch.float64),
                                atol=5e-3, rtol=0)
     assert "0000000" not in page  # no float32 noise digits in the page
+
+
+def test_bertviz_view_shows_our_still_picture_then_a_page_that_fails_politely(model, tok, monkeypatch):
+    pytest.importorskip("bertviz")
+    import IPython.display
+    from matplotlib.figure import Figure
+
+    from minigpt.viz import bertviz as adapter
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
+    for view, still in ((adapter.head_view, plots.plot_head_view), (adapter.model_view, plots.plot_model_view)):
+        shown.clear()
+        assert view(model, tok, "ROMEO: hi") is None
+        (figure, _), (bundle, kw) = shown
+        assert isinstance(figure, Figure) and kw == {"raw": True}
+        assert set(bundle) == {"text/html", "text/plain"}  # no Javascript output, whose text shows untrusted
+        page, text = bundle["text/html"], bundle["text/plain"]
+        assert "needs internet access" in text and "Javascript object" not in text
+        assert "cdnjs.cloudflare.com" in page and "needs internet access" in page and "could not load" in page
+        assert page.count("<script") == 1 and "requirejs" in page and '"\\u2423"' in page
+    figure = shown[0][0]  # the model view's still picture: one small head view per layer and head
+    assert len(figure.axes) == model.config.n_layer * model.config.n_head
+    with pytest.raises(ValueError, match="html_action"):
+        adapter.head_view(model, tok, "ROMEO:", html_action="show")
 
 
 def test_bertviz_missing_says_how_to_install(model, tok, monkeypatch):

@@ -13,19 +13,58 @@ token made of a space (or starting with one, as in byte-level BPE) stays visible
 from __future__ import annotations
 
 import html
+import logging
 import math
+import textwrap
 from contextlib import contextmanager
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.collections import LineCollection
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
 # Light colours for token boxes, cycled by position so that neighbouring tokens always differ.
 TOKEN_COLOURS = ("#ffd6a5", "#caffbf", "#9bf6ff", "#ffc6ff", "#fdffb6", "#bdb2ff", "#ffadad", "#a0c4ff")
 HIGHLIGHT = "#d62728"  # the one thing a picture points at (query row, picked token, sampled token)
 MUTED = "#7f7f7f"
+ERROR = "#b00020"
+
+# Fonts with Chinese (and Japanese) characters, the first one installed is used. matplotlib's
+# default fonts have none, and would draw each character as an empty box.
+CJK_FONTS = ("WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC",
+             "Source Han Sans CN", "Microsoft YaHei", "SimHei", "PingFang SC", "Hiragino Sans GB", "Heiti SC",
+             "Arial Unicode MS", "Droid Sans Fallback", "AR PL UMing CN")
+
+
+def cjk_font():
+    """The name of an installed font with CJK characters (see ``CJK_FONTS``), or None."""
+    from matplotlib import font_manager
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+def _use_cjk_fallback():
+    """Add the CJK font after matplotlib's default family: a character missing from the default
+    font is then drawn from it (matplotlib's per-glyph font fallback). Without one installed,
+    plots still work, with boxes for the characters no font has (Debian/Ubuntu:
+    ``apt-get install fonts-wqy-zenhei``)."""
+    font = cjk_font()
+    if font is None:
+        return ["monospace"]
+    # Such fonts often come in one weight (WenQuanYi Zen Hei: 500, "medium"); matplotlib would log
+    # a warning for every size it looks it up in, although it draws the text as it should.
+    logging.getLogger("matplotlib.font_manager").addFilter(
+        lambda record: not (record.getMessage().startswith("findfont: Failed to find font weight")
+                            and font in record.getMessage()))
+    families = list(matplotlib.rcParams["font.family"])
+    if font not in families:
+        matplotlib.rcParams["font.family"] = families + [font]
+    return ["monospace", font]
+
+
+MONOSPACE = _use_cjk_fallback()  # the family list token labels are drawn with
 
 
 def _figure(nrows=1, ncols=1, **kw):
@@ -39,6 +78,11 @@ def _figure(nrows=1, ncols=1, **kw):
 def visible(token: str) -> str:
     """How a token string is written on a picture: spaces become ``␣`` so they can be seen."""
     return token.replace(" ", "␣")
+
+
+def count(n: int, noun: str) -> str:
+    """``n`` and the noun, in the plural unless n is 1: "1 token", "262 tokens"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _numpy(x) -> np.ndarray:
@@ -113,7 +157,7 @@ def tokens_html(tokenizer, text: str, max_tokens: int = 2000) -> str:
             f'<span style="font-size:70%;color:#555">{i}</span></span>' + ("<br>" if nl else ""))
     more = f" (first {max_tokens} shown)" if len(ids) > max_tokens else ""
     return (f'<div style="line-height:1.3"><div style="color:#555;margin-bottom:4px">'
-            f'{len(ids)} tokens, {len(text)} characters{more}</div>{"".join(boxes)}</div>')
+            f'{count(len(ids), "token")}, {count(len(text), "character")}{more}</div>{"".join(boxes)}</div>')
 
 
 def _token_layout(tokenizer, text, width, max_tokens):
@@ -134,35 +178,49 @@ def _token_layout(tokenizer, text, width, max_tokens):
             x, row = 0.0, row + 1
     rows = max(1, row + (0 if x == 0 and boxes else 1))
     more = f", first {max_tokens} shown" if len(ids) > max_tokens else ""
-    return boxes, rows, f"{len(ids)} tokens{more}"
+    return boxes, rows, f"{count(len(ids), 'token')}{more}"
 
 
-def _draw_tokens(ax, layout, width, title):
-    boxes, rows, _ = layout
+def _draw_tokens(ax, layout, width, title, colour="black"):
+    boxes, rows = layout[:2]
     for k, (x, row, w, label, i) in enumerate(boxes):
         y = -2.4 * row
         ax.add_patch(FancyBboxPatch((x, y - 2.0), w, 2.0, boxstyle="round,pad=0,rounding_size=0.2",
                                     facecolor=TOKEN_COLOURS[k % len(TOKEN_COLOURS)], edgecolor="#999999", lw=0.5))
-        ax.text(x + w / 2, y - 0.65, label, ha="center", va="center", family="monospace", fontsize=11)
-        ax.text(x + w / 2, y - 1.55, str(i), ha="center", va="center", family="monospace", fontsize=7,
+        ax.text(x + w / 2, y - 0.65, label, ha="center", va="center", family=MONOSPACE, fontsize=11)
+        ax.text(x + w / 2, y - 1.55, str(i), ha="center", va="center", family=MONOSPACE, fontsize=7,
                 color="#555555")
     ax.set_xlim(-0.2, width + 0.2)
     ax.set_ylim(-2.4 * rows, 0.2)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title(title, loc="left", fontsize=10)
+    ax.set_title(title, loc="left", fontsize=10, color=colour)
 
 
-def plot_tokens(tokenizer, text: str, width: int = 64, max_tokens: int = 300, ax=None):
+def plot_tokens(tokenizer, text: str, width: int = 64, max_tokens: int = 300, errors: str = "raise", ax=None):
     """``text`` cut into tokens: coloured boxes with the token above and its id below.
 
     tokenizer: one tokenizer, or a dict {name: tokenizer} to compare them, one panel each.
-    width:     characters per row. ax: optional Axes (one tokenizer only). Returns the Figure.
+    width:     characters per row. ax: optional Axes (one tokenizer only).
+    errors:    "raise": a tokenizer that cannot encode the text raises its ValueError;
+               "show": its panel says why instead (to compare tokenizers on any text).
+    Returns the Figure.
     """
     named = tokenizer if isinstance(tokenizer, dict) else {type(tokenizer).__name__: tokenizer}
     if not named:
         raise ValueError("give at least one tokenizer")
-    layouts = {name: _token_layout(tok, text, width, max_tokens) for name, tok in named.items()}
+    if errors not in ("raise", "show"):
+        raise ValueError(f"errors must be 'raise' or 'show', got {errors!r}")
+    layouts, failed = {}, set()
+    for name, tok in named.items():
+        try:
+            layouts[name] = _token_layout(tok, text, width, max_tokens)
+        except ValueError as e:  # e.g. a character tokenizer meeting a character it never saw
+            if errors == "raise":
+                raise
+            message = textwrap.fill(str(e), int(width * 1.3))
+            layouts[name] = ([], math.ceil((message.count("\n") + 1) / 2), "cannot encode this text", message)
+            failed.add(name)
     if ax is not None:
         if len(named) != 1:
             raise ValueError("ax= draws one tokenizer; pass a single tokenizer, or no ax to compare several")
@@ -173,7 +231,9 @@ def plot_tokens(tokenizer, text: str, width: int = 64, max_tokens: int = 300, ax
                             figsize=(width * 0.125 + 0.5, sum(0.3 * (r + 0.6) for r in rows) + 0.3))
         axes = grid[:, 0]
     for a, (name, lay) in zip(axes, layouts.items()):
-        _draw_tokens(a, lay, width, f"{name}: {lay[2]}")
+        _draw_tokens(a, lay, width, f"{name}: {lay[2]}", ERROR if name in failed else "black")
+        if name in failed:
+            a.text(0, -0.2, lay[3], va="top", ha="left", fontsize=9, color=ERROR)
     return axes[0].figure
 
 
@@ -237,26 +297,31 @@ def plot_next_token_distribution(dist, n: int = 15, stages=("raw", "final"), hig
     ids = np.array(sorted(ids, key=lambda i: (-float(probs[0][i]), -peak[i])))  # in the first stage's order
 
     if axes is None:
-        fig, axes = _figure(1, len(fields), squeeze=False, sharey=True,
-                            figsize=(2.6 * len(fields) + 1.0, 0.28 * len(ids) + 1.4))
+        fig, axes = _figure(1, len(fields), squeeze=False, sharey=True, sharex=True,
+                            figsize=(min(9.5, 2.0 * len(fields) + 1.2), 0.24 * len(ids) + 1.5))
         axes = axes[0]
     if len(axes) != len(fields):
         raise ValueError(f"got {len(axes)} axes for {len(fields)} stages")
     y = np.arange(len(ids))
+    # One probability scale for every panel, so that a filter that flattens or sharpens the
+    # distribution shows as shorter or longer bars; never past 1, the largest probability there is.
+    right = min(1.0, max(float(p[ids].max()) for p in probs) * 1.25 + 1e-9)
     for a, f, p, s in zip(axes, fields, probs, stages):
         colours = [HIGHLIGHT if i == highlight else "#1f77b4" for i in ids]
         a.barh(y, p[ids], color=colours)
-        top = max(float(p[ids].max()), 1e-9)
         for yy, (i, v) in enumerate(zip(ids, p[ids])):
-            if v > 0:
-                a.text(v + 0.02 * top, yy, f"{v:.0%}" if v >= 0.01 else f"{v:.1%}", va="center", fontsize=7)
+            label = f"{v:.0%}" if v >= 0.095 else f"{v:.1%}"
+            if v > 0.75 * right:  # no room right of the bar: write inside it
+                a.text(v - 0.02 * right, yy, label, va="center", ha="right", fontsize=7, color="white")
+            elif v > 0:
+                a.text(v + 0.02 * right, yy, label, va="center", fontsize=7)
             elif probs[0][i] > 0:
                 a.text(0, yy, "×", va="center", ha="left", color=MUTED, fontsize=9)
-        a.set_xlim(0, top * 1.3)
+        a.set_xlim(0, right)
         a.set_title(_stage_title(dist, f, _STAGES[s][1], settings), fontsize=9)
         a.set_xlabel("probability", fontsize=8)
         a.tick_params(labelsize=8)
-    axes[0].set_yticks(y, [visible(names[i]) for i in ids], family="monospace")
+    axes[0].set_yticks(y, [visible(names[i]) for i in ids], family=MONOSPACE)
     axes[0].set_ylim(len(ids) - 0.5, -0.5)  # most likely at the top
     if title:
         axes[0].figure.suptitle(title, fontsize=10)
@@ -302,6 +367,20 @@ def _tick_size(T):
     return max(4.0, min(10.0, 220.0 / max(T, 1)))
 
 
+# Widest figure, in inches: at 96 dpi it is 900 pixels, the width of a notebook's output area,
+# so pictures show at their own size (neither squeezed, with unreadable labels, nor blown up).
+WIDTH = 9.4
+
+
+def _heads_grid(H, T):
+    """(columns, rows, side in inches) to draw H heads of T tokens: up to 4 a row, fewer when
+    the maps would be too small to read their token labels."""
+    cols = min(H, 4)
+    while cols > 2 and T * cols > 80:
+        cols = math.ceil(cols / 2)
+    return cols, math.ceil(H / cols), min(4.2, 1.6 + 0.2 * T, WIDTH / cols)
+
+
 def plot_attention(attn, tokens, query=None, title=None, annotate=None, vmax=None, colorbar=True,
                    cmap="viridis", ax=None):
     """Heatmap of attention weights: rows are queries (the token looking), columns keys (the
@@ -321,15 +400,15 @@ def plot_attention(attn, tokens, query=None, title=None, annotate=None, vmax=Non
     if query is not None and not 0 <= query < T:
         raise ValueError(f"query {query} is out of range for {T} positions")
     if ax is None:
-        side = min(9.0, 2.5 + 0.3 * Tk)
+        side = min(WIDTH - 1.0, 2.5 + 0.3 * Tk)
         fig, ax = _figure(figsize=(side + (1.0 if colorbar else 0), side))
     P = Tk - T  # cached positions before the queries, if any
     hidden = (np.arange(Tk)[None, :] > np.arange(T)[:, None] + P) & (a == 0)
     cm = matplotlib.colormaps[cmap].with_extremes(bad="#eeeeee")
     im = ax.imshow(np.ma.masked_where(hidden, a), cmap=cm, vmin=0, vmax=vmax or max(float(a.max()), 1e-9))
     fs = _tick_size(Tk)
-    ax.set_xticks(range(Tk), tokens, rotation=90, fontsize=fs, family="monospace")
-    ax.set_yticks(range(T), tokens[P:], fontsize=fs, family="monospace")
+    ax.set_xticks(range(Tk), tokens, rotation=90, fontsize=fs, family=MONOSPACE)
+    ax.set_yticks(range(T), tokens[P:], fontsize=fs, family=MONOSPACE)
     ax.set_xlabel("key (looked at)", fontsize=9)
     ax.set_ylabel("query (looking)", fontsize=9)
     if annotate is None:
@@ -370,10 +449,8 @@ def plot_attention_heads(attentions, tokens, layer: int = 0, query=None, axes=No
     """
     a = _layer_heads(attentions, layer)
     H, T = a.shape[0], a.shape[-1]
+    cols, rows, side = _heads_grid(H, T)
     if axes is None:
-        cols = min(H, 4)
-        rows = math.ceil(H / cols)
-        side = min(4.5, 1.6 + 0.2 * T)
         fig, grid = _figure(rows, cols, squeeze=False, figsize=(side * cols, side * rows + 0.4))
         axes = list(grid.flat)
         for extra in axes[H:]:
@@ -385,7 +462,7 @@ def plot_attention_heads(attentions, tokens, layer: int = 0, query=None, axes=No
     for h in range(H):
         plot_attention(a[h], tokens, query=query, title=f"layer {layer}, head {h}", vmax=vmax,
                        colorbar=False, annotate=False, ax=axes[h])
-        if h % 4:  # keep the query labels on the first column only
+        if h % cols:  # keep the query labels on the first column only
             axes[h].set_ylabel("")
     return axes[0].figure
 
@@ -402,11 +479,11 @@ def plot_query_attention(weights, tokens, query: int, title=None, ax=None):
     if not 0 <= query < len(tokens):
         raise ValueError(f"query {query} is out of range for {len(tokens)} tokens")
     if ax is None:
-        fig, ax = _figure(figsize=(min(12.0, 2.0 + 0.28 * len(w)), 3.0))
+        fig, ax = _figure(figsize=(min(WIDTH, 2.0 + 0.28 * len(w)), 3.0))
     ax.bar(range(len(w)), w, color=[HIGHLIGHT if j == query else "#1f77b4" for j in range(len(w))])
     ax.set_xticks(range(len(w)), [visible(t) for t in tokens], rotation=90, fontsize=_tick_size(len(w)),
-                  family="monospace")
-    ax.set_ylim(0, max(float(w.max()) * 1.15, 1e-9))
+                  family=MONOSPACE)
+    ax.set_ylim(0, min(1.0, max(float(w.max()) * 1.15, 1e-9)))  # a weight is at most 1
     ax.set_ylabel("weight", fontsize=9)
     ax.set_title(title or f"where '{visible(tokens[query])}' (position {query}) looks", fontsize=10)
     return ax.figure
@@ -427,9 +504,7 @@ def plot_attention_layer(attentions, tokens, layer: int = 0, head="all", query=N
     if not 0 <= query < T:
         raise ValueError(f"query {query} is out of range for {T} tokens")
     if head == "all":
-        cols = min(H, 4)
-        rows = math.ceil(H / cols)
-        side = min(4.5, 1.6 + 0.2 * T)
+        cols, rows, side = _heads_grid(H, T)
         fig = plt.figure(layout="constrained", figsize=(max(side * cols, 7.0), side * rows + 3.0))
         plt.close(fig)
         grid = fig.add_gridspec(rows + 1, cols, height_ratios=[side] * rows + [2.6])
@@ -441,10 +516,92 @@ def plot_attention_layer(attentions, tokens, layer: int = 0, head="all", query=N
         return fig
     if not isinstance(head, (int, np.integer)) or not 0 <= head < H:
         raise ValueError(f"head must be 'all' or an index in 0..{H - 1}, got {head!r}")
-    side = min(8.0, 2.5 + 0.25 * T)
-    fig, (hm, bars) = _figure(1, 2, figsize=(2 * side + 1.5, side), width_ratios=[1.15, 1])
+    fig, (hm, bars) = _figure(1, 2, figsize=(WIDTH, min(5.0, 2.5 + 0.2 * T)), width_ratios=[1.15, 1])
     plot_attention(a[head], tokens, query=query, title=f"layer {layer}, head {head}", ax=hm)
     plot_query_attention(a[head, query], tokens, query, ax=bars)
+    return fig
+
+
+HEAD_COLOURS = tuple(matplotlib.colormaps["tab10"].colors)  # one colour per head, as bertviz draws them
+
+
+def _head_lines(ax, a, tokens, heads, title):
+    """Draw heads ``heads`` of one layer's [H, T, T] weights ``a`` as lines from each token
+    (left column, the query) to the tokens it attends to (right column, the keys)."""
+    T = a.shape[-1]
+    labels = [visible(t) for t in tokens]
+    fs = max(5.0, min(10.0, 260.0 / max(T, 1)))
+    for h in heads:
+        i, j = np.nonzero(a[h] >= 0.01)  # fainter lines would not show; leaving them out keeps it quick
+        w = np.clip(a[h][i, j], 0.0, 1.0)
+        colours = np.tile(matplotlib.colors.to_rgba(HEAD_COLOURS[h % len(HEAD_COLOURS)]), (len(w), 1))
+        colours[:, 3] = 0.9 * w
+        segments = np.stack([np.stack([np.zeros_like(w), i], 1), np.stack([np.ones_like(w), j], 1)], 1)
+        ax.add_collection(LineCollection(segments, colors=colours, linewidths=1.0 + 1.5 * w))
+    for i, label in enumerate(labels):
+        ax.text(-0.04, i, label, ha="right", va="center", fontsize=fs, family=MONOSPACE)
+        ax.text(1.04, i, label, ha="left", va="center", fontsize=fs, family=MONOSPACE)
+    ax.set_xlim(-0.5, 1.5)
+    ax.set_ylim(T - 0.5, -0.5)
+    ax.axis("off")
+    ax.set_title(title, fontsize=9)
+
+
+def plot_head_view(attentions, tokens, layer: int = 0, heads=None, ax=None):
+    """bertviz's head view as a still picture: each token on the left joined to the tokens it
+    attends to on the right, one colour per head, the stronger the weight the darker the line.
+
+    attentions: tuple with one [H, T, T] (or [1, H, T, T]) tensor per layer; tokens: T strings.
+    heads:      head indices to draw (default: all of them). Returns the Figure.
+    """
+    a = _layer_heads(attentions, layer)
+    H, T = a.shape[0], a.shape[-1]
+    if len(tokens) != T:
+        raise ValueError(f"attention covers {T} positions but {len(tokens)} tokens were given")
+    heads = list(range(H)) if heads is None else [int(h) for h in heads]
+    if not heads or any(not 0 <= h < H for h in heads):
+        raise ValueError(f"heads must be indices in 0..{H - 1}, got {heads!r}")
+    if ax is None:
+        fig, ax = _figure(figsize=(4.5, min(12.0, 0.8 + 0.24 * T)))
+    names = ", ".join(str(h) for h in heads)
+    _head_lines(ax, a, tokens, heads, f"layer {layer}, head{'s' if len(heads) > 1 else ''} {names}")
+    for h in heads:
+        ax.plot([], [], color=HEAD_COLOURS[h % len(HEAD_COLOURS)], lw=3, label=f"head {h}")
+    if len(heads) > 1:
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(heads), 4), frameon=False)
+    return ax.figure
+
+
+def plot_model_view(attentions, tokens, layers=None, heads=None):
+    """bertviz's model view as a still picture: one small head view per layer (rows) and head
+    (columns). layers / heads: indices to keep (default all). Returns the Figure."""
+    layers = list(range(len(attentions))) if layers is None else [int(l) for l in layers]
+    first = _layer_heads(attentions, layers[0]) if layers else None
+    if first is None:
+        raise ValueError("give at least one layer")
+    H, T = first.shape[0], first.shape[-1]
+    heads = list(range(H)) if heads is None else [int(h) for h in heads]
+    if not heads or any(not 0 <= h < H for h in heads):
+        raise ValueError(f"heads must be indices in 0..{H - 1}, got {heads!r}")
+    side = min(WIDTH / len(heads), 2.4)
+    fig, grid = _figure(len(layers), len(heads), squeeze=False,
+                        figsize=(side * len(heads), min(3.0, 0.5 + 0.12 * T) * len(layers)))
+    for r, layer in enumerate(layers):
+        a = _layer_heads(attentions, layer)
+        for c, h in enumerate(heads):
+            _head_lines(grid[r, c], a, tokens, [h], f"layer {layer}, head {h}")
+    return fig
+
+
+def plot_message(message: str, title=None, colour: str = ERROR):
+    """A small figure that says something in words (e.g. why there is no picture): what a
+    widget shows when its input cannot be drawn. Returns the Figure."""
+    fig, ax = _figure(figsize=(WIDTH * 0.7, 1.2))
+    ax.axis("off")
+    ax.text(0.0, 0.5, message, color=colour, fontsize=10, va="center", ha="left", wrap=True,
+            transform=ax.transAxes)
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
     return fig
 
 
@@ -538,7 +695,7 @@ def plot_embeddings_2d(model, tokenizer, tokens=None, method: str = "pca", highl
         elif j in near:
             colour, weight = "#ff7f0e", "bold"
         ax.annotate(visible(tokenizer.token_str(j)), xy[j], fontsize=8 if len(shown) > 80 else 10,
-                    color=colour, weight=weight, family="monospace", xytext=(2, 2), textcoords="offset points")
+                    color=colour, weight=weight, family=MONOSPACE, xytext=(2, 2), textcoords="offset points")
     if focus is not None:
         for j in near:
             ax.plot(*zip(xy[focus], xy[j]), color="#ff7f0e", lw=0.8, alpha=0.7)

@@ -1,14 +1,21 @@
-"""Interactive explorers for the course notebooks, built with ipywidgets (>= 8).
+"""Interactive explorers for the course notebooks, built with ipywidgets (7.x, as on Colab, or 8.x).
 
 Each explorer is an ipywidgets container: display it (last line of a cell) and play. Its
 controls and outputs are attributes (``explorer.temperature``, ``explorer.sample_button``,
 ``explorer.image`` ...), so a notebook or a test can drive it from code, e.g.
-``explorer.top_k.value = 5`` or ``explorer.argmax_button.click()``.
+``explorer.top_k.value = 5`` or ``explorer.argmax_button.click()``, and read what it shows
+(``explorer.distribution``, ``explorer.weights()`` ...) to answer a question with it.
 
 Pictures are drawn by the functions of ``plots.py`` and shown as a PNG in an ``Image``
-widget, so each explorer shows a useful first state before anyone touches it. Displaying an
-explorer also offers that picture as a plain ``image/png``, which is what static viewers
-(GitHub, nbviewer, an untrusted notebook) show in place of the live widget.
+widget, at the PNG's own size, so each explorer shows a useful first state before anyone
+touches it. Displaying an explorer also offers that picture as a plain ``image/png``, which is
+what static viewers (GitHub, nbviewer, an untrusted notebook) show in place of the live widget.
+After bad input (an unknown character, an empty text) an explorer forgets its old state: its
+picture and status say what was wrong, and its buttons do nothing until the input is fixed.
+
+JupyterLab keeps the live widgets of a notebook you ran only if it saves their state with the
+notebook ("Settings > Save Widget State Automatically", on by default with this package's
+``jupyter-config``); without it, a reopened notebook says "model not found" where they were.
 """
 
 from __future__ import annotations
@@ -18,13 +25,16 @@ import html
 import io
 import math
 import numbers
+import struct
 
 import ipywidgets as widgets
 import torch
 
 from .. import sampling
 from . import plots
-from .plots import visible
+from .plots import count, visible
+
+IPYWIDGETS_7 = not hasattr(widgets.Widget, "_repr_mimebundle_")  # 8.x displays through it, 7.x does not
 
 
 def figure_png(fig, dpi: int = 96) -> bytes:
@@ -34,6 +44,13 @@ def figure_png(fig, dpi: int = 96) -> bytes:
     return buf.getvalue()
 
 
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) in pixels of PNG bytes (read from its header)."""
+    if len(png) < 24 or not png.startswith(b"\x89PNG"):
+        raise ValueError("not PNG bytes")
+    return struct.unpack(">II", png[16:24])
+
+
 def _error(message: str) -> str:
     return f'<span style="color:#b00020">{html.escape(message)}</span>'
 
@@ -41,31 +58,58 @@ def _error(message: str) -> str:
 class FigureBox(widgets.VBox):
     """A VBox whose main picture is a matplotlib figure shown in ``self.image``.
 
-    ``show(fig)`` renders the figure into the Image widget and keeps it as ``self.figure`` (to
-    inspect it, or ``self.figure.savefig(...)``). When displayed, the box adds its current
-    picture as ``image/png`` beside the live widget, for viewers that cannot run widgets.
+    ``show(fig)`` renders the figure into the Image widget, at its own size (``dpi`` pixels an
+    inch, scaled down only where the output is narrower), and keeps it as ``self.figure`` (to
+    inspect it, or ``self.figure.savefig(...)``). ``show_error(message)`` puts the message in
+    place of the picture. When displayed, the box adds its current picture as ``image/png``
+    beside the live widget, for viewers that cannot run widgets. Subclass it for a new explorer:
+    build the controls, pass them as ``children``, and call ``show`` from a redraw method.
     """
 
     def __init__(self, children=(), dpi: int = 96, **kwargs):
-        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
+        # align_self: a column of a flex box stretches its children to its width, which blew
+        # small pictures up and, with max_width, squeezed wide ones; the explicit width keeps
+        # the PNG at its own size.
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto",
+                                                                       align_self="flex-start"))
         self.figure = None
         self.dpi = dpi
         super().__init__(children=list(children) + [self.image], **kwargs)
 
     def show(self, fig) -> None:
+        """Show a matplotlib Figure as the picture."""
         self.figure = fig
-        self.image.value = figure_png(fig, self.dpi)
+        png = figure_png(fig, self.dpi)
+        self.image.width = str(png_size(png)[0])
+        self.image.value = png
+
+    def show_error(self, message: str, title=None) -> None:
+        """Say what is wrong where the picture was (and in the static copy of the notebook)."""
+        self.show(plots.plot_message(message, title=title))
 
     def static_png(self) -> bytes:
         """The picture that stands in for the widget where widgets cannot run (PNG bytes)."""
         return bytes(self.image.value)
 
     def _repr_mimebundle_(self, **kwargs):
-        data = super()._repr_mimebundle_(**kwargs)
+        plaintext = repr(self)
+        data = {"text/plain": plaintext[:110] + "…" if len(plaintext) > 110 else plaintext,
+                "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0,
+                                                             "model_id": self.model_id}}
+        metadata = {}
         png = self.static_png()
-        if data is not None and png:
+        if png:
             data["image/png"] = base64.b64encode(png).decode("ascii")
-        return data
+            width, height = png_size(png)
+            metadata["image/png"] = {"width": width, "height": height}
+        return data, metadata
+
+    if IPYWIDGETS_7:
+        def _ipython_display_(self, **kwargs):
+            from IPython.display import display
+            data, metadata = self._repr_mimebundle_()
+            display(data, metadata=metadata, raw=True)
+            self._handle_displayed(**kwargs)
 
 
 # --------------------------------------------------------------------------- next token
@@ -76,16 +120,20 @@ class NextTokenExplorer(FigureBox):
     top-p, then grow the prompt one token at a time.
 
     Controls: ``prompt`` (Textarea), ``temperature``, ``top_k`` (0 = off), ``top_p`` (1 = off),
-    ``repetition_penalty`` sliders, ``seed``; buttons ``argmax_button`` (append the most likely
-    token), ``sample_button`` (append a token drawn from the final distribution, reproducibly
-    from ``seed``), ``undo_button``. State: ``ids`` (the context's token ids), ``distribution``
-    (the current NextTokenDistribution), ``status`` (HTML line).
+    ``repetition_penalty`` sliders, ``seed`` (a text box: Enter reseeds, even with the same
+    number); buttons ``argmax_button`` (append the most likely token), ``sample_button`` (append
+    a token drawn from the final distribution, reproducibly from ``seed``: the n-th draw after
+    seeding is the n-th token ``mg.generate`` would draw with that seed and these knobs),
+    ``undo_button``. State: ``ids`` (the context's token ids), ``distribution`` (the current
+    NextTokenDistribution, None while the prompt is not valid), ``error`` (what is wrong with
+    the prompt, or None), ``status`` (HTML line). ``top()`` lists the final candidates.
     """
 
     def __init__(self, model, tokenizer, prompt: str = "ROMEO:", n: int = 15, stages="all", seed: int = 0):
         self.model, self.tokenizer, self.n, self.stages = model, tokenizer, n, stages
         self.ids: list[int] = []
         self.distribution = None
+        self.error = None
         self._syncing = False  # True while the prompt box is being set from self.ids
         slider = dict(continuous_update=False, style={"description_width": "initial"})
         self.prompt = widgets.Textarea(value=prompt, description="prompt", continuous_update=False,
@@ -98,18 +146,23 @@ class NextTokenExplorer(FigureBox):
                                          **slider)
         self.repetition_penalty = widgets.FloatSlider(value=1.0, min=1.0, max=3.0, step=0.05,
                                                       description="repetition penalty", **slider)
-        self.seed = widgets.IntText(value=seed, description="seed", layout=widgets.Layout(width="12em"))
+        # A Text box, not an IntText: pressing Enter in it sends "submit" even when the number is
+        # unchanged, so typing the same seed again starts its sequence of draws again.
+        self.seed = widgets.Text(value=str(seed), description="seed", continuous_update=False,
+                                 layout=widgets.Layout(width="12em"))
         self.argmax_button = widgets.Button(description="take argmax", tooltip="append the most likely token")
         self.sample_button = widgets.Button(description="sample",
                                             tooltip="append a token drawn from the final distribution")
         self.undo_button = widgets.Button(description="undo", tooltip="remove the last token")
         self.status = widgets.HTML()
-        self._generator = torch.Generator().manual_seed(seed)
+        self._generator = torch.Generator()
+        self._seed_value = int(seed)
 
         for w in (self.temperature, self.top_k, self.top_p, self.repetition_penalty):
             w.observe(lambda _: self.redraw(), names="value")
         self.prompt.observe(self._on_prompt, names="value")
-        self.seed.observe(lambda change: self._generator.manual_seed(int(change["new"])), names="value")
+        self.seed.observe(lambda _: self.reseed(), names="value")
+        self.seed.on_msg(self._on_seed_msg)
         self.argmax_button.on_click(lambda _: self.step(greedy=True))
         self.sample_button.on_click(lambda _: self.step(greedy=False))
         self.undo_button.on_click(lambda _: self.undo())
@@ -120,6 +173,7 @@ class NextTokenExplorer(FigureBox):
             widgets.HBox([self.argmax_button, self.sample_button, self.undo_button, self.seed]),
             self.status,
         ])
+        self.reseed()
         self._on_prompt({"new": prompt})
 
     def settings(self) -> dict:
@@ -128,14 +182,39 @@ class NextTokenExplorer(FigureBox):
                     top_p=self.top_p.value if self.top_p.value < 1 else None,
                     repetition_penalty=self.repetition_penalty.value)
 
+    def reseed(self) -> None:
+        """Start the draws of ``sample`` again from the seed in the ``seed`` box."""
+        try:
+            self._seed_value = int(str(self.seed.value).strip())
+        except ValueError:
+            self.status.value = _error(f"the seed must be a whole number, got {self.seed.value!r}")
+            return
+        self._generator.manual_seed(self._seed_value)
+        if self.distribution is not None:
+            self.status.value = self._context_line(f"seed {self._seed_value}: draws start again")
+
+    def _on_seed_msg(self, _widget, content, _buffers):
+        if isinstance(content, dict) and content.get("event") == "submit":  # Enter in the seed box
+            self.reseed()
+
+    def _invalid(self, message: str) -> None:
+        """Forget the context after bad input, and say what was wrong."""
+        self.error, self.distribution = message, None
+        self.status.value = _error(message)
+        self.show_error(message, title="no distribution: fix the prompt")
+
     def _on_prompt(self, change):
         if self._syncing:
             return
+        text = change["new"]
+        if not text:
+            self.ids = []
+            return self._invalid("the prompt is empty: type some text for the model to continue")
         try:
-            self.ids = list(self.tokenizer.encode(change["new"])) if change["new"] else []
+            self.ids = list(self.tokenizer.encode(text))
         except ValueError as e:  # e.g. a character the tokenizer does not know
-            self.status.value = _error(str(e))
-            return
+            self.ids = []
+            return self._invalid(str(e))
         self.redraw()
 
     def _set_ids(self, ids, note=""):
@@ -147,25 +226,34 @@ class NextTokenExplorer(FigureBox):
             self._syncing = False
         self.redraw(note)
 
+    def _context_line(self, note: str = "") -> str:
+        block = self.model.config.block_size
+        line = f"{count(len(self.ids), 'token')} in the context"
+        if len(self.ids) > block:
+            line += f"; the model sees the last {block} (its block_size)"
+        return line + (f" · {html.escape(note)}" if note else "")
+
     def redraw(self, note: str = "") -> None:
         """Recompute the distribution for the current context and knobs, and draw it."""
+        if self.error is not None and not self.ids:
+            return  # the prompt is not valid: keep saying so
         try:
             dist = sampling.next_token_distribution(self.model, self.tokenizer, self.ids, **self.settings())
         except ValueError as e:
-            self.status.value = _error(str(e))
-            return
-        self.distribution = dist
+            return self._invalid(str(e))
+        self.error, self.distribution = None, dist
         tail = self.tokenizer.decode(self.ids[-40:])
         self.show(plots.plot_next_token_distribution(
             dist, self.n, self.stages, settings=self.settings(),
             title=f"next token after {('…' if len(self.ids) > 40 else '') + tail!r}"))
-        self.status.value = f"{len(self.ids)} tokens in the context" + (f" · {html.escape(note)}" if note else "")
+        self.status.value = self._context_line(note)
 
     def step(self, greedy: bool):
         """Append one token, the argmax (greedy) or a draw from the final distribution; returns
         its id (None, with a note in ``status``, while the prompt gives no distribution)."""
         if self.distribution is None:
-            self.status.value = _error("there is no distribution to pick from yet: type a prompt first")
+            problem = f": {self.error}" if self.error else ""
+            self.status.value = _error(f"nothing to pick from: fix the prompt first{problem}")
             return None
         final = self.distribution.final
         i = int(final.argmax()) if greedy else int(torch.multinomial(final, 1, generator=self._generator))
@@ -175,8 +263,16 @@ class NextTokenExplorer(FigureBox):
 
     def undo(self) -> None:
         """Remove the last token of the context."""
-        if self.ids:
+        if self.distribution is None:
+            self.status.value = _error("nothing to undo: fix the prompt first")
+        elif self.ids:
             self._set_ids(self.ids[:-1], "removed the last token")
+
+    def top(self, n: int = 5) -> list:
+        """The n most likely next tokens of the final distribution: [(token_str, id, probability)]."""
+        if self.distribution is None:
+            raise ValueError(f"there is no distribution: {self.error or 'type a prompt'}")
+        return self.distribution.top(n, "final")
 
 
 # --------------------------------------------------------------------------- attention
@@ -187,14 +283,18 @@ class AttentionExplorer(FigureBox):
     see the heatmap (rows: queries, columns: keys, labelled with the tokens) and the bars of
     where that query looks.
 
-    Controls: ``text`` (Text), ``layer``, ``head`` ("all" or an index) and ``query`` (a position)
-    dropdowns. State: ``tokens`` (T strings), ``attentions`` (one [H, T, T] tensor per layer).
+    Controls: ``text`` (Textarea: Enter types a newline), ``layer``, ``head`` ("all" or an
+    index) and ``query`` (a position) dropdowns. State: ``tokens`` (T strings), ``attentions``
+    (one [H, T, T] tensor per layer), both empty while the text is not valid, and ``error``
+    (what is wrong with the text, or None). ``weights()`` and ``query_weights()`` return the
+    numbers of the picture.
     """
 
     def __init__(self, model, tokenizer, text: str = "ROMEO:\nBut soft, what light", layer: int = 0,
                  head="all", query=None):
         self.model, self.tokenizer = model, tokenizer
         self.tokens, self.attentions = [], ()
+        self.error = None
         self._busy = False  # True while options are being replaced, so that they draw once
         L, H = model.config.n_layer, model.config.n_head
         layer, head, query = (int(v) if isinstance(v, numbers.Integral) else v for v in (layer, head, query))
@@ -202,8 +302,8 @@ class AttentionExplorer(FigureBox):
             raise ValueError(f"layer must be an index in 0..{L - 1}, got {layer!r}")
         if head != "all" and not (isinstance(head, int) and 0 <= head < H):
             raise ValueError(f"head must be 'all' or an index in 0..{H - 1}, got {head!r}")
-        self.text = widgets.Text(value=text, description="text", continuous_update=False,
-                                 layout=widgets.Layout(width="95%"))
+        self.text = widgets.Textarea(value=text, description="text", continuous_update=False,
+                                     layout=widgets.Layout(width="95%", height="4em"))
         self.layer = widgets.Dropdown(options=[(f"layer {i}", i) for i in range(L)], value=layer, description="layer")
         self.head = widgets.Dropdown(options=[("all heads", "all")] + [(f"head {h}", h) for h in range(H)],
                                      value=head, description="head")
@@ -217,33 +317,53 @@ class AttentionExplorer(FigureBox):
 
     def _on_text(self, query=None):
         try:
-            self.tokens, self.attentions = plots.attention_maps(self.model, self.tokenizer, self.text.value)
-        except ValueError as e:
-            self.status.value = _error(str(e))
+            tokens, attentions = plots.attention_maps(self.model, self.tokenizer, self.text.value)
+        except ValueError as e:  # empty, too long, or a character the tokenizer does not know
+            self.error, self.tokens, self.attentions = str(e), [], ()
+            self._set_queries([], None)
+            self.status.value = _error(self.error)
+            self.show_error(self.error, title="no attention to show: fix the text")
             return
-        if query is not None and not (isinstance(query, int) and 0 <= query < len(self.tokens)):
-            raise ValueError(f"query must be a position in 0..{len(self.tokens) - 1}, got {query!r}")
-        self._busy = True
-        try:
-            self.query.options = [(f"{i}: {visible(t)}", i) for i, t in enumerate(self.tokens)]
-            self.query.value = len(self.tokens) - 1 if query is None else query
-        finally:
-            self._busy = False
+        if query is not None and not (isinstance(query, int) and 0 <= query < len(tokens)):
+            raise ValueError(f"query must be a position in 0..{len(tokens) - 1}, got {query!r}")
+        self.error, self.tokens, self.attentions = None, tokens, attentions
+        self._set_queries([(f"{i}: {visible(t)}", i) for i, t in enumerate(tokens)],
+                          len(tokens) - 1 if query is None else query)
         self.redraw()
 
+    def _set_queries(self, options, value):
+        self._busy = True
+        try:
+            self.query.options = options
+            self.query.value = value
+        finally:
+            self._busy = False
+
     def redraw(self) -> None:
-        """Draw the current layer / head / query."""
+        """Draw the current layer / head / query (nothing while the text is not valid)."""
         if self._busy or not self.tokens:
             return
         self.show(plots.plot_attention_layer(self.attentions, self.tokens, self.layer.value,
                                              self.head.value, self.query.value))
-        self.status.value = (f"{len(self.tokens)} tokens · each row sums to 1 · grey cells are the "
+        self.status.value = (f"{count(len(self.tokens), 'token')} · each row sums to 1 · grey cells are the "
                              f"future, hidden by the causal mask")
+
+    def _check(self):
+        if not self.tokens:
+            raise ValueError(f"there is no attention to read: {self.error or 'type a text'}")
 
     def weights(self):
         """The picture's data: [T, T] for one head, [H, T, T] for all heads of the layer."""
+        self._check()
         a = self.attentions[self.layer.value]
         return a if self.head.value == "all" else a[self.head.value]
+
+    def query_weights(self):
+        """Where the query token looks: its [T] row of weights (the mean over heads for "all"),
+        as the bars show it."""
+        w = self.weights()
+        row = w[..., self.query.value, :]
+        return row.mean(0) if self.head.value == "all" else row
 
 
 # --------------------------------------------------------------------------- tokenizers
@@ -254,7 +374,8 @@ class TokenizerExplorer(FigureBox):
     tokenizers, and how many tokens each needs.
 
     tokenizers: one tokenizer or {name: tokenizer}. Controls: ``text`` (Textarea). Outputs:
-    ``views`` ({name: HTML widget}), ``summary`` (HTML), ``counts`` ({name: token count}).
+    ``views`` ({name: HTML widget}), ``summary`` (HTML), ``counts`` ({name: token count} of the
+    tokenizers that could encode the text), ``errors`` ({name: why it could not}).
     """
 
     def __init__(self, tokenizers, text: str = "ROMEO:\nBut soft, what light through yonder window breaks?"):
@@ -262,6 +383,7 @@ class TokenizerExplorer(FigureBox):
         if not self.tokenizers:
             raise ValueError("give at least one tokenizer")
         self.counts: dict[str, int] = {}
+        self.errors: dict[str, str] = {}
         self.text = widgets.Textarea(value=text, description="text", continuous_update=False,
                                      layout=widgets.Layout(width="95%", height="6em"))
         self.summary = widgets.HTML()
@@ -276,24 +398,25 @@ class TokenizerExplorer(FigureBox):
     def redraw(self) -> None:
         """Tokenize the text with every tokenizer and show the boxes and counts."""
         text = self.text.value
-        self.counts = {}
+        self.counts, self.errors = {}, {}
         for name, tok in self.tokenizers.items():
             try:
                 self.views[name].value = plots.tokens_html(tok, text)
                 self.counts[name] = len(tok.encode(text))
             except ValueError as e:
+                self.errors[name] = str(e)
                 self.views[name].value = _error(str(e))
-        rows = "".join(f"<tr><td>{html.escape(name)}</td><td style='text-align:right'>{n}</td>"
-                       f"<td style='text-align:right'>{len(text) / n if n else 0:.2f}</td></tr>"
-                       for name, n in self.counts.items())
+        rows = "".join(f"<tr><td>{html.escape(name)}</td><td style='text-align:right'>{self.counts[name]}</td>"
+                       f"<td style='text-align:right'>{len(text) / self.counts[name] if self.counts[name] else 0:.2f}"
+                       f"</td></tr>" if name in self.counts else
+                       f"<tr><td>{html.escape(name)}</td><td colspan=2>{_error('cannot encode this text')}</td></tr>"
+                       for name in self.tokenizers)
         self.summary.value = (f"<table><tr><th>tokenizer</th><th>tokens</th><th>characters per token</th></tr>"
                               f"{rows}</table>")
 
     def static_png(self) -> bytes:
-        working = {name: tok for name, tok in self.tokenizers.items() if name in self.counts}
-        if not working:
-            return b""
-        self.figure = plots.plot_tokens(working, self.text.value)
+        """Every tokenizer's boxes, or why it could not encode the text, as one PNG."""
+        self.figure = plots.plot_tokens(self.tokenizers, self.text.value, errors="show")
         return figure_png(self.figure, self.dpi)
 
 
@@ -389,7 +512,8 @@ class TrainingMonitor:
         elif event in ("eval", "end"):
             self.redraw()
             if event == "end" and self._handle is not None:
-                self._handle.update(self.widget)
+                data, metadata = self.widget._repr_mimebundle_()
+                self._handle.update(data, metadata=metadata, raw=True)  # the final curves, also in the static copy
 
     def _record(self, event, stats):
         h = self.history
@@ -417,4 +541,5 @@ class TrainingMonitor:
 
     def _ipython_display_(self):
         from IPython.display import display
-        self._handle = display(self.widget, display_id=True)
+        data, metadata = self.widget._repr_mimebundle_()
+        self._handle = display(data, metadata=metadata, raw=True, display_id=True)
