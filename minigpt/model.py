@@ -543,7 +543,8 @@ class GPT(nn.Module):
                              f"is it a LlamaForCausalLM state dict?")
         with torch.device("meta"):
             model = cls(config)  # no time spent on a random initialisation we overwrite
-        ours = {k: torch.cat([sd[n] for n in parts]).float() for k, parts in names.items()}
+        ours = {k: (sd[parts[0]] if len(parts) == 1 else torch.cat([sd[n] for n in parts])).float()
+                for k, parts in names.items()}
         if config.tie_weights:
             ours["lm_head.weight"] = ours["transformer.wte.weight"]
         expected = {k: v.shape for k, v in model.state_dict().items()}

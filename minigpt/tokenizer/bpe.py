@@ -197,12 +197,32 @@ class BPETokenizer(Tokenizer):
     special_tokens: special token text -> id.
     pattern:        the regular expression that cuts text into chunks before merging.
     Treat these as read-only; build a new tokenizer to change them.
+
+    A tokenizer for an existing model (``BPETokenizer.from_gguf``) keeps that model's ids instead:
+    ``byte_ids`` says which id each byte has, merges make whatever ids the model gave them, and
+    special tokens have their own ids; encoding works the same way.
     """
 
-    def __init__(self, merges=(), special_tokens=(), pattern: str = GPT4_SPLIT_PATTERN):
-        """merges: ((a, b), new_id) items in learning order (or a dict {(a, b): new_id})."""
+    def __init__(self, merges=(), special_tokens=(), pattern: str = GPT4_SPLIT_PATTERN,
+                 byte_ids=None, unknown_id=None, allowed_special="all"):
+        """merges: ((a, b), new_id) items in learning order (or a dict {(a, b): new_id}).
+
+        byte_ids:        None (bytes are ids 0..255), or 256 ids, byte_ids[b] the id of byte b
+                         (None where the vocabulary lacks that byte; it encodes as unknown_id,
+                         or is dropped when unknown_id is None).
+                         Then merges may make any new ids and special_tokens is a dict {text: id}.
+        allowed_special: what ``encode`` does with special-token text by default ("all", "none"
+                         or a set); a chat model's tokenizer uses "none", so typed text never
+                         becomes a control token.
+        """
         items = sorted(merges.items(), key=lambda kv: kv[1]) if isinstance(merges, dict) else list(merges)
-        self.merges, self.vocab = [], {i: bytes([i]) for i in range(256)}
+        custom = byte_ids is not None
+        if custom and (len(byte_ids) != 256 or not isinstance(special_tokens, dict)):
+            raise ValueError("with byte_ids, give 256 byte ids and special_tokens as a dict {text: id}")
+        self.byte_ids = list(byte_ids) if custom else list(range(256))
+        self.unknown_id, self.allowed_special = unknown_id, allowed_special
+        self.merges = []
+        self.vocab = {i: bytes([b]) for b, i in enumerate(self.byte_ids) if i is not None}
         for k, item in enumerate(items):
             try:
                 (a, b), new_id = item
@@ -210,25 +230,37 @@ class BPETokenizer(Tokenizer):
                 raise ValueError(f"merge #{k} is {item!r}; each merge must be ((a, b), new_id)") from None
             if any(not isinstance(x, int) or isinstance(x, bool) for x in (a, b, new_id)):
                 raise ValueError(f"merge #{k} {item!r} must hold integer ids")
-            if new_id != 256 + k:
+            if custom:
+                if a not in self.vocab or b not in self.vocab or new_id in self.vocab or new_id < 0:
+                    raise ValueError(f"merge #{k} {item!r} joins an id not made yet or makes one that exists")
+            elif new_id != 256 + k:
                 raise ValueError(f"merge #{k} makes id {new_id}, but merges make ids 256, 257, ... "
                                  f"in learning order, so it must make {256 + k}")
-            if not (0 <= a < new_id and 0 <= b < new_id):
+            elif not (0 <= a < new_id and 0 <= b < new_id):
                 raise ValueError(f"merge #{k} joins ({a}, {b}), but only ids below {new_id} exist when it is learned")
             self.merges.append(((a, b), new_id))
             self.vocab[new_id] = self.vocab[a] + self.vocab[b]
-        first_special = 256 + len(self.merges)
-        self.special_tokens = {s: first_special + i for i, s in enumerate(_check_special_tokens(special_tokens))}
+        if custom:
+            self.special_tokens = dict(zip(_check_special_tokens(special_tokens), special_tokens.values()))
+            taken = [i for i in self.special_tokens.values() if i in self.vocab]
+            if taken:
+                raise ValueError(f"special token ids {taken[:3]} are already ids of other tokens")
+        else:
+            first_special = 256 + len(self.merges)
+            self.special_tokens = {s: first_special + i for i, s in enumerate(_check_special_tokens(special_tokens))}
         for s, i in self.special_tokens.items():
             self.vocab[i] = s.encode("utf-8")
         self.pattern = pattern
         self._compiled = _compile_pattern(pattern)
-        self._ranks = dict(self.merges)  # (a, b) -> new id; a smaller id was learned earlier
+        self._ranks = {pair: k for k, (pair, _) in enumerate(self.merges)}  # (a, b) -> rank; lower = learned earlier
+        self._merge_ids = dict(self.merges)  # (a, b) -> the id it makes
+        self._special_ids = set(self.special_tokens.values())
+        self._vocab_size = max(self.vocab) + 1
         self._cache = {}  # chunk -> its ids, so each distinct word is encoded once
 
     @property
     def vocab_size(self) -> int:
-        return 256 + len(self.merges) + len(self.special_tokens)
+        return self._vocab_size
 
     # ------------------------------------------------------------------ training
 
@@ -289,14 +321,17 @@ class BPETokenizer(Tokenizer):
 
     # ------------------------------------------------------------------ encoding
 
-    def encode(self, text: str, allowed_special="all") -> list[int]:
+    def encode(self, text: str, allowed_special=None) -> list[int]:
         """text -> token ids.
 
-        allowed_special: "all" (default): special tokens in the text become their ids;
-        "none": they are encoded as ordinary text; a set: only those become ids, the others
-        are encoded as ordinary text.
+        allowed_special: "all": special tokens in the text become their ids; "none": they are
+        encoded as ordinary text; a set: only those become ids, the others are encoded as
+        ordinary text. None (default): the tokenizer's own default, ``self.allowed_special``
+        ("all" for a tokenizer trained here, "none" for a chat model's from ``from_gguf``).
         """
         _check_text(text)
+        if allowed_special is None:
+            allowed_special = self.allowed_special
         ids = []
         try:
             for piece, special_id in self._split_specials(text, allowed_special):
@@ -327,13 +362,16 @@ class BPETokenizer(Tokenizer):
 
     def _encode_chunk(self, chunk: str) -> tuple:
         """One chunk's bytes, merged as training would: always apply the earliest-learned merge present."""
-        ids = list(chunk.encode("utf-8"))
+        byte_ids = self.byte_ids
+        ids = [byte_ids[b] for b in chunk.encode("utf-8")]
+        if None in ids:  # a byte the vocabulary lacks (a model's may): unknown_id, or dropped if None
+            ids = [self.unknown_id if i is None else i for i in ids if i is not None or self.unknown_id is not None]
         ranks = self._ranks
         while len(ids) >= 2:
             pair = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, float("inf")))
             if pair not in ranks:
                 break  # no pair here was ever merged
-            ids = merge_pair(ids, pair, ranks[pair])
+            ids = merge_pair(ids, pair, self._merge_ids[pair])
         return tuple(ids)
 
     # ------------------------------------------------------------------ decoding
@@ -355,21 +393,41 @@ class BPETokenizer(Tokenizer):
         """Printable form of one token: its text ('\\n' for a line break), with bytes that are
         not valid UTF-8 on their own shown as <0xE4>; special tokens as they are."""
         self._check_id(id)
-        if id >= 256 + len(self.merges):
+        if id in self._special_ids:
             return self.vocab[id].decode("utf-8")
         return _bytes_str(self.vocab[id])
 
     # ------------------------------------------------------------------ files
 
     def to_dict(self) -> dict:
-        """JSON-ready: merge k (making id 256 + k) is merges[k]; special token k has id 256 + len(merges) + k."""
-        return {"type": "BPETokenizer", "version": FORMAT_VERSION, "pattern": self.pattern,
-                "merges": [[a, b] for (a, b), _ in self.merges], "special_tokens": list(self.special_tokens)}
+        """JSON-ready: merge k (making id 256 + k) is merges[k]; special token k has id 256 + len(merges) + k.
+        A model's tokenizer (own ids) also stores byte_ids, the id each merge makes, and special ids."""
+        d = {"type": "BPETokenizer", "version": FORMAT_VERSION, "pattern": self.pattern,
+             "merges": [[a, b] for (a, b), _ in self.merges], "special_tokens": list(self.special_tokens)}
+        if self.byte_ids != list(range(256)) or self.allowed_special != "all":
+            d.update(byte_ids=self.byte_ids, merge_ids=[i for _, i in self.merges],
+                     special_ids=list(self.special_tokens.values()), unknown_id=self.unknown_id,
+                     allowed_special=self.allowed_special if isinstance(self.allowed_special, str)
+                     else sorted(self.allowed_special))
+        return d
+
+    @classmethod
+    def from_gguf(cls, path) -> "BPETokenizer":
+        """The tokenizer stored in a GGUF model file (a path or ``mg.gguf.read(path)``), with the
+        model's ids, its split pattern and special tokens (matched only when ``allowed_special``
+        asks); see ``minigpt.gguf.load_tokenizer``."""
+        from ..gguf import load_tokenizer
+        return load_tokenizer(path)
 
     @classmethod
     def from_dict(cls, d: dict) -> "BPETokenizer":
         cls._check_header(d)
         try:
+            if "byte_ids" in d:
+                merges = [((a, b), i) for (a, b), i in zip(d["merges"], d["merge_ids"], strict=True)]
+                specials = dict(zip(d["special_tokens"], d["special_ids"], strict=True))
+                return cls(merges, specials, d["pattern"], d["byte_ids"], d.get("unknown_id"),
+                           d.get("allowed_special", "all"))
             merges = [((a, b), 256 + k) for k, (a, b) in enumerate(d["merges"])]
             return cls(merges, d.get("special_tokens", ()), d.get("pattern", GPT4_SPLIT_PATTERN))
         except (KeyError, TypeError, ValueError) as e:
