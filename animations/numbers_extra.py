@@ -304,7 +304,7 @@ def train_config_defaults() -> dict:
 # ------------------------------------------------------------------ decoding
 
 
-@cached(modules=("sampling",))
+@cached(modules=("sampling", "beam"))
 def decoding_paths(prompt: str, steps: int = 4, k: int = 3, beam_width: int = 2, temperature: float = 1.0,
                    seed: int = 0) -> dict:
     """Greedy, sampling and beam search from one prompt, with the model's own probabilities
@@ -316,7 +316,7 @@ def decoding_paths(prompt: str, steps: int = 4, k: int = 3, beam_width: int = 2,
     (the draw is ``mg.generate``'s with that seed and temperature).
     beam: {"beam_width", "results": [{"text", "logprob", "score"}] best first, "steps":
     [{"candidates": [{"parent", "token", "token_id", "logprob", "total_logprob", "status"}],
-    "beams"}]} from ``mg.beam_search(..., return_tree=True)``.
+    "beams"}]} from ``mg.beam_search(..., record_tree=True)``.
     """
     model, tok = model_and_tokenizer()
 
@@ -333,8 +333,8 @@ def decoding_paths(prompt: str, steps: int = 4, k: int = 3, beam_width: int = 2,
                         "chosen_rank": ids.index(st.token_id) if st.token_id in ids else None})
         return {"text": tok.decode([st.token_id for st in trace]), "logprob": total, "steps": out}
 
-    beams, tree = mg.beam_search(model, tok, prompt, beam_width=beam_width, max_new_tokens=steps,
-                                 return_beams=True, return_tree=True)
+    found = mg.beam_search(model, tok, prompt, beam_width=beam_width, max_new_tokens=steps, record_tree=True)
+    beams, tree = found.beams, found.tree
     return {"prompt": prompt,
             "greedy": path(0.0),
             "sampling": {**path(temperature), "temperature": temperature, "seed": seed},

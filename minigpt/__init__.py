@@ -18,10 +18,10 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "GPT": "model", "GPTConfig": "model", "GPTOutput": "model", "causal_mask": "model",
     "CharTokenizer": "tokenizer", "BPETokenizer": "tokenizer", "TokenizerError": "tokenizer",
-    "generate": "sampling", "stream": "sampling", "beam_search": "sampling",
+    "generate": "sampling", "stream": "sampling", "beam_search": "beam", "BeamSearchResult": "beam",
     "next_token_distribution": "sampling", "NextTokenDistribution": "sampling",
     "trace_generation": "sampling", "GenerationStep": "sampling",
-    "Beam": "sampling", "BeamStep": "sampling", "Candidate": "sampling",
+    "Beam": "beam", "BeamStep": "beam", "Candidate": "beam",
     "apply_temperature": "sampling", "top_k_filter": "sampling", "top_p_filter": "sampling",
     "apply_repetition_penalty": "sampling",
     "Trainer": "train", "TrainConfig": "train", "TrainingDiverged": "train", "lr_at": "train",
@@ -29,7 +29,7 @@ _EXPORTS = {
     "load_model": "checkpoint", "export_weights": "checkpoint",
     "pick_device": "runtime", "is_fast": "runtime", "seed_everything": "runtime",
 }
-_SUBMODULES = {"model", "tokenizer", "data", "sampling", "train", "checkpoint", "pretrained", "runtime", "viz"}
+_SUBMODULES = {"model", "tokenizer", "data", "sampling", "beam", "train", "checkpoint", "pretrained", "runtime", "viz"}
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
 

@@ -112,7 +112,8 @@ def _load_for_sampling(args):
 
 
 def cmd_sample(args) -> None:
-    from .sampling import beam_search, stream
+    from .beam import beam_search
+    from .sampling import stream
 
     model, tok = _load_for_sampling(args)
     for i in range(args.num_samples):
@@ -121,7 +122,7 @@ def cmd_sample(args) -> None:
         if args.beam_width is not None:
             text = beam_search(model, tok, args.prompt, beam_width=args.beam_width,
                                max_new_tokens=args.max_new_tokens,
-                               repetition_penalty=args.repetition_penalty, stop=args.stop)
+                               repetition_penalty=args.repetition_penalty, stop=args.stop).text
             sys.stdout.write(text)
         else:
             for piece in stream(model, tok, args.prompt, max_new_tokens=args.max_new_tokens,

@@ -1,7 +1,6 @@
 """Tests for minigpt.sampling: the knobs on hand-made logits, distributions, seeds, stops,
 streaming, the KV cache past block_size, and beam search against exhaustive search."""
 
-import importlib.util
 import itertools
 import math
 
@@ -12,13 +11,11 @@ from torch.nn import functional as F
 
 import minigpt as mg
 from minigpt.model import GPTOutput
+from minigpt.beam import Beam, BeamSearchResult, BeamStep, beam_search
 from minigpt.sampling import (
-    Beam, BeamStep, apply_repetition_penalty, apply_temperature, beam_search, generate,
-    next_token_distribution, stream, top_k_filter, top_p_filter, trace_generation,
+    apply_repetition_penalty, apply_temperature, generate, next_token_distribution, stream, top_k_filter,
+    top_p_filter, trace_generation,
 )
-
-HAS_TOKENIZER = importlib.util.find_spec("minigpt.tokenizer") is not None
-needs_tokenizer = pytest.mark.skipif(not HAS_TOKENIZER, reason="minigpt.tokenizer is not there yet")
 
 
 # ------------------------------------------------------------------ small things to test with
@@ -183,13 +180,13 @@ def test_repetition_penalty_divides_positive_and_multiplies_negative_seen_logits
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda x: apply_temperature(x, -0.5), "temperature must be a number >= 0"),
+    (lambda x: apply_temperature(x, -0.5), r"temperature.*>= 0"),
     (lambda x: apply_temperature(x, float("nan")), "temperature"),
-    (lambda x: top_k_filter(x, 0), "top_k must be a positive integer"),
+    (lambda x: top_k_filter(x, 0), r"top_k.*positive"),
     (lambda x: top_k_filter(x, 1.5), "top_k"),
-    (lambda x: top_p_filter(x, 0.0), r"top_p must be in \(0, 1\]"),
+    (lambda x: top_p_filter(x, 0.0), r"top_p.*\(0, 1\]"),
     (lambda x: top_p_filter(x, 1.01), "top_p"),
-    (lambda x: apply_repetition_penalty(x, [0], 0.0), "repetition_penalty must be a number > 0"),
+    (lambda x: apply_repetition_penalty(x, [0], 0.0), r"repetition_penalty.*> 0"),
 ])
 def test_knobs_reject_values_outside_their_range(call, match):
     with pytest.raises(ValueError, match=match):
@@ -199,16 +196,16 @@ def test_knobs_reject_values_outside_their_range(call, match):
 # ------------------------------------------------------------------ bad input to the generators
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(temperature=-1), "temperature must be a number >= 0"),
-    (dict(top_p=0), r"top_p must be in \(0, 1\]"),
-    (dict(top_p=1.5), r"top_p must be in \(0, 1\]"),
-    (dict(top_k=0), "top_k must be a positive integer"),
-    (dict(repetition_penalty=0), "repetition_penalty must be a number > 0"),
+    (dict(temperature=-1), r"temperature.*>= 0"),
+    (dict(top_p=0), r"top_p.*\(0, 1\]"),
+    (dict(top_p=1.5), r"top_p.*\(0, 1\]"),
+    (dict(top_k=0), r"top_k.*positive"),
+    (dict(repetition_penalty=0), r"repetition_penalty.*> 0"),
     (dict(repetition_penalty=-1.2), "repetition_penalty"),
-    (dict(max_new_tokens=-1), "max_new_tokens must be an integer >= 0"),
-    (dict(seed="zero"), "seed must be an integer"),
-    (dict(stop=""), "non-empty string or a token id"),
-    (dict(stop=[3.5]), "non-empty string or a token id"),
+    (dict(max_new_tokens=-1), r"max_new_tokens.*>= 0"),
+    (dict(seed="zero"), "seed"),
+    (dict(stop=""), r"non-empty.*token id"),
+    (dict(stop=[3.5]), r"non-empty.*token id"),
     (dict(stop=999), r"token id in \[0, 12\)"),
 ])
 def test_generate_and_stream_reject_bad_arguments_at_once(model, tok, kwargs, match):
@@ -219,9 +216,9 @@ def test_generate_and_stream_reject_bad_arguments_at_once(model, tok, kwargs, ma
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(beam_width=0), "beam_width must be an integer >= 1"),
+    (dict(beam_width=0), r"beam_width.*>= 1"),
     (dict(max_new_tokens=-3), "max_new_tokens"),
-    (dict(length_penalty=float("nan")), "length_penalty must be a number"),
+    (dict(length_penalty=float("nan")), "length_penalty"),
     (dict(repetition_penalty=0), "repetition_penalty"),
 ])
 def test_beam_search_rejects_bad_arguments(model, tok, kwargs, match):
@@ -231,11 +228,11 @@ def test_beam_search_rejects_bad_arguments(model, tok, kwargs, match):
 
 def test_empty_prompt_is_an_error_unless_the_tokenizer_has_endoftext(model, tok):
     for call in (generate, beam_search, next_token_distribution):
-        with pytest.raises(ValueError, match="give at least one character; to start from nothing"):
+        with pytest.raises(ValueError, match=r"prompt is empty"):
             call(model, tok, "")
-    with pytest.raises(ValueError, match="prompt must be a string or a list"):
+    with pytest.raises(ValueError, match=r"prompt.*string.*token ids"):
         generate(model, tok, 3.0)
-    with pytest.raises(ValueError, match="out of range for the model's vocab_size"):
+    with pytest.raises(ValueError, match=r"out of range.*vocab_size"):
         generate(model, tok, [0, 50])
     bos_tok = CharTok(ALPHABET, special_tokens={"<|endoftext|>": ALPHABET.index("\n")})
     assert generate(model, bos_tok, "", max_new_tokens=8, temperature=0) == \
@@ -274,7 +271,7 @@ def test_next_token_distribution_top_and_greedy(model, tok):
     assert [p for _, _, p in top] == sorted((p for _, _, p in top), reverse=True)
     assert all(s == tok.token_str(i) for s, i, _ in top)
     assert len(d.top(100)) == tok.vocab_size
-    with pytest.raises(ValueError, match="stage must be one of"):
+    with pytest.raises(ValueError, match=r"stage.*final"):
         d.top(3, stage="after_softmax")
     greedy = next_token_distribution(model, tok, "ab\nc", temperature=0)
     assert float(greedy.final.max()) == 1.0 and int(greedy.final.argmax()) == int(greedy.raw.argmax())
@@ -399,15 +396,17 @@ def sequence_logprob(model, prompt_ids, new_ids):
 
 
 def test_beam_width_one_is_greedy(model, tok):
-    assert beam_search(model, tok, "abc", beam_width=1, max_new_tokens=30) == \
+    assert beam_search(model, tok, "abc", beam_width=1, max_new_tokens=30).text == \
         generate(model, tok, "abc", max_new_tokens=30, temperature=0)
 
 
 def test_beams_are_sorted_and_their_scores_are_what_they_say(model, tok):
-    beams = beam_search(model, tok, "ab", beam_width=4, max_new_tokens=12, length_penalty=0.7, return_beams=True)
+    beams = beam_search(model, tok, "ab", beam_width=4, max_new_tokens=12, length_penalty=0.7).beams
     assert len(beams) == 4 and all(isinstance(b, Beam) for b in beams)
     assert [b.score for b in beams] == sorted((b.score for b in beams), reverse=True)
-    assert beams[0].text == beam_search(model, tok, "ab", beam_width=4, max_new_tokens=12, length_penalty=0.7)
+    result = beam_search(model, tok, "ab", beam_width=4, max_new_tokens=12, length_penalty=0.7)
+    assert isinstance(result, BeamSearchResult) and result.tree is None
+    assert result.text == result.best.text == beams[0].text
     for b in beams:
         assert len(b.ids) == 12 and b.text == tok.decode(b.ids) and not b.finished
         assert b.score == pytest.approx(b.logprob / 12 ** 0.7)
@@ -417,7 +416,7 @@ def test_beams_are_sorted_and_their_scores_are_what_they_say(model, tok):
 
 def test_beam_search_past_block_size_scores_the_real_sequences(tok):
     model = random_gpt(block_size=8, seed=1)
-    beams = beam_search(model, tok, "abcde", beam_width=3, max_new_tokens=12, return_beams=True)
+    beams = beam_search(model, tok, "abcde", beam_width=3, max_new_tokens=12).beams
     for b in beams:  # the cache is re-prefilled on the cropped windows once they slide
         assert b.logprob == pytest.approx(sequence_logprob(model, tok.encode("abcde"), b.ids), abs=1e-4)
     assert beams[0].logprob >= sequence_logprob(
@@ -434,7 +433,7 @@ def test_wide_beam_search_finds_the_most_likely_sequence_by_exhaustive_search():
     totals = logp[:, 1:-1].gather(-1, every[:, 2:, None]).squeeze(-1).sum(-1)  # [125]
     ranked = sorted(zip((tuple(r[2:]) for r in every.tolist()), totals.tolist()), key=lambda kv: kv[1], reverse=True)
     # width 25 = 5 ** 2 keeps every 2-token prefix, so step 3 looks at all 125 sequences
-    beams = beam_search(model, tok, "ab", beam_width=25, max_new_tokens=3, length_penalty=0.0, return_beams=True)
+    beams = beam_search(model, tok, "ab", beam_width=25, max_new_tokens=3, length_penalty=0.0).beams
     assert tuple(beams[0].ids) == ranked[0][0]
     torch.testing.assert_close(torch.tensor([b.logprob for b in beams]),
                                torch.tensor([lp for _, lp in ranked[:25]]), atol=1e-4, rtol=0)
@@ -443,14 +442,16 @@ def test_wide_beam_search_finds_the_most_likely_sequence_by_exhaustive_search():
 
 def test_beam_search_stops_and_early_exit(tok):
     model = chain_over(tok, "hi abc\n")
-    beams = beam_search(model, tok, "h", beam_width=3, max_new_tokens=30, stop="\n", return_beams=True)
+    beams = beam_search(model, tok, "h", beam_width=3, max_new_tokens=30, stop="\n").beams
     assert beams[0].text == "i abc" and beams[0].finished
     assert tok.decode(beams[0].ids) == "i abc\n"  # the stop token is in ids, not in text
-    assert beam_search(model, tok, "h", beam_width=3, max_new_tokens=0) == ""
+    empty = beam_search(model, tok, "h", beam_width=3, max_new_tokens=0)
+    assert empty.text == "" and [b.ids for b in empty.beams] == [[]]
 
 
 def test_beam_search_tree_records_candidates_and_kept_beams(model, tok):
-    (beams, tree) = beam_search(model, tok, "ab", beam_width=3, max_new_tokens=5, return_beams=True, return_tree=True)
+    result = beam_search(model, tok, "ab", beam_width=3, max_new_tokens=5, record_tree=True)
+    beams, tree = result.beams, result.tree
     assert len(tree) == 5 and all(isinstance(s, BeamStep) for s in tree)
     assert len(tree[0].beams) == 3 and {c.parent for c in tree[0].candidates} == {0}
     for prev, step in zip(tree, tree[1:]):
@@ -490,7 +491,6 @@ def test_trace_generation_follows_generate_and_keeps_each_distribution(model, to
 
 # ------------------------------------------------------------------ with the course's tokenizer
 
-@needs_tokenizer
 def test_generate_with_char_tokenizer():
     text = "to be or not to be\nthat is the question\n"
     tok = mg.CharTokenizer.from_text(text)
@@ -504,16 +504,14 @@ def test_generate_with_char_tokenizer():
     assert [s for s, _, _ in d.top(3)] == [tok.token_str(i) for _, i, _ in d.top(3)]
 
 
-@needs_tokenizer
 def test_beam_search_with_char_tokenizer_and_stop():
     tok = mg.CharTokenizer.from_text("ab\n")
     model = random_gpt(vocab_size=tok.vocab_size, block_size=16, seed=6)
-    beams = beam_search(model, tok, "ab", beam_width=3, max_new_tokens=10, stop="\n", return_beams=True)
+    beams = beam_search(model, tok, "ab", beam_width=3, max_new_tokens=10, stop="\n").beams
     assert all("\n" not in b.text for b in beams)
     assert [b.score for b in beams] == sorted((b.score for b in beams), reverse=True)
 
 
-@needs_tokenizer
 def test_stream_with_byte_level_bpe_decodes_like_the_whole_text():
     text = "一个中文句子。English words too. 中文和英文。" * 4
     tok = mg.BPETokenizer.train(text, vocab_size=290)  # fewer merges than the text offers
@@ -531,3 +529,37 @@ def test_stream_with_byte_level_bpe_decodes_like_the_whole_text():
 def test_next_token_distribution_repr_is_a_short_summary(model, tok):
     text = repr(next_token_distribution(model, tok, "abc", top_k=3))
     assert text.startswith("NextTokenDistribution(V=12, 3 tokens possible, top ") and len(text) < 200
+
+
+# ------------------------------------------------------------------ beam search driven by a step function
+
+def test_search_with_a_step_function_that_recomputes_equals_beam_search(model, tok):
+    """The search is the same for any model: a step function without a cache (the whole window
+    every step, as an encoder-decoder model without one would) finds the same beams."""
+    from minigpt.beam import search
+    from minigpt.sampling import Stops
+
+    calls = []
+
+    def recompute(seqs, state, parents):
+        calls.append((seqs.clone(), state, None if parents is None else parents.clone()))
+        return model(seqs[:, -model.config.block_size:]).logits[:, -1], len(calls)
+
+    kwargs = dict(beam_width=3, max_new_tokens=10, length_penalty=0.5, repetition_penalty=1.3)
+    want = beam_search(model, tok, "ab\n", stop="\n", **kwargs)
+    got = search(recompute, tok, tok.encode("ab\n"), stops=Stops.parse("\n", tok.vocab_size), **kwargs)
+    assert [(b.ids, b.text, b.finished) for b in got.beams] == [(b.ids, b.text, b.finished) for b in want.beams]
+    torch.testing.assert_close(torch.tensor([b.score for b in got.beams]), torch.tensor([b.score for b in want.beams]))
+    # what the step function is given: the state it returned, and the parents each row extends
+    assert calls[0][1] is None and calls[0][2] is None and calls[0][0].tolist() == [tok.encode("ab\n")]
+    for i, ((seqs, state, parents), (prev, _, _)) in enumerate(zip(calls[1:], calls), start=1):
+        assert state == i and seqs.size(1) == prev.size(1) + 1
+        assert torch.equal(seqs[:, :-1], prev[parents])  # each beam extends the row its parent names
+
+
+def test_stream_leaves_autograd_and_training_mode_alone_between_pieces(tok):
+    torch.manual_seed(0)
+    model = mg.GPT(mg.GPTConfig(vocab_size=len(ALPHABET), block_size=16, n_layer=1, n_head=2, n_embd=16,
+                                dropout=0.5)).train()
+    for _ in stream(model, tok, "ab", max_new_tokens=5, temperature=0):
+        assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled() and model.training

@@ -25,6 +25,8 @@ import torch
 from matplotlib.collections import LineCollection
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
+from ..sampling import PIPELINE, STAGES
+
 # Light colours for token boxes, cycled by position so that neighbouring tokens always differ.
 TOKEN_COLOURS = ("#ffd6a5", "#caffbf", "#9bf6ff", "#ffc6ff", "#fdffb6", "#bdb2ff", "#ffadad", "#a0c4ff")
 HIGHLIGHT = "#d62728"  # the one thing a picture points at (query row, picked token, sampled token)
@@ -239,21 +241,13 @@ def plot_tokens(tokenizer, text: str, width: int = 64, max_tokens: int = 300, er
 
 # --------------------------------------------------------------------------- next token
 
-_STAGES = {  # accepted name -> (NextTokenDistribution field, panel title)
-    "raw": ("raw", "raw: softmax(logits)"),
-    "after_penalty": ("after_penalty", "after repetition penalty"),
-    "after_temperature": ("after_temperature", "after temperature"),
-    "after_top_k": ("after_top_k", "after top-k"),
-    "after_top_p": ("after_top_p", "after top-p"),
-    "final": ("final", "final: sampled from"),
-}
+_STAGES = {s.name: (s.name, s.title) for s in PIPELINE}  # accepted name -> (NextTokenDistribution field, panel title)
 _STAGES.update({k.removeprefix("after_"): v for k, v in list(_STAGES.items()) if k.startswith("after_")})
-ALL_STAGES = ("raw", "after_penalty", "after_temperature", "after_top_k", "after_top_p")
+ALL_STAGES = STAGES[:-1]  # every filter in order; "final" repeats the last one
 
 
 def _stage_title(dist, field, title, settings):
-    setting = {"after_penalty": "repetition_penalty", "after_temperature": "temperature",
-               "after_top_k": "top_k", "after_top_p": "top_p"}.get(field)
+    setting = {s.name: s.knob for s in PIPELINE}.get(field)
     known = {**getattr(dist, "settings", {}), **(settings or {})}  # given settings win over recorded ones
     if setting is None or setting not in known:
         return title
