@@ -33,7 +33,8 @@ if "google.colab" in sys.modules:
     try:
         import minigpt
     except ImportError:
-        import importlib, os, subprocess
+        import os, subprocess
+        from importlib import invalidate_caches, metadata
         repo = os.environ.get("MINIGPT_REPO", "{repo}")
         clone = os.environ.get("MINIGPT_CLONE", "{clone}")
         if not os.path.isdir(os.path.join(clone, "minigpt")):
@@ -43,15 +44,22 @@ if "google.colab" in sys.modules:
                     f"Could not clone the course from {{repo}} into {{clone}}:\\n{{git.stderr}}\\n"
                     "Check that the runtime is connected and online, then run this cell again; or upload "
                     f"a copy of the repository to {{clone}} (a folder holding minigpt/) and run it again.") from None
-        # The "notebooks" extra asks for ranges that Colab's own torch, matplotlib and ipywidgets
-        # satisfy, so pip only adds what is missing (bertviz, gguf, ...) and replaces nothing.
-        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", f"{{clone}}[notebooks]"],
+        # pip adds what the notebooks need and Colab lacks (bertviz, gguf, ...); Colab's own torch,
+        # matplotlib and ipywidgets are held at their versions, so that nothing replaces them
+        installed = {{d.metadata["Name"].lower(): d.version for d in metadata.distributions()}}
+        held = os.path.join(clone, ".colab-held-versions.txt")
+        with open(held, "w") as f:
+            for name in ("torch", "matplotlib", "ipywidgets"):
+                if name in installed:
+                    f.write(f"{{name}}=={{installed[name]}}\\n")
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", held, "-e", f"{{clone}}[notebooks]"],
                              capture_output=True, text=True)
         if pip.returncode:
             raise RuntimeError(f"Installing the course from {{clone}} failed:\\n{{pip.stdout}}{{pip.stderr}}\\n"
-                               "Run this cell again; if it fails the same way, restart the runtime.") from None
+                               "Run this cell again; if the same message comes back, start afresh with "
+                               "Runtime → Disconnect and delete runtime.") from None
         sys.path.insert(0, clone)          # importable in this kernel at once, no restart needed
-        importlib.invalidate_caches()
+        invalidate_caches()
         print(f"minigpt installed from {{repo}} (cloned into {{clone}})")
 import torch
 import minigpt as mg

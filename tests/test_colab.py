@@ -140,6 +140,8 @@ def test_colab_first_cell_clones_installs_and_notebook_00_runs(tmp_path, monkeyp
     assert "minigpt uses device" in text(setup)
     assert (clone / "minigpt" / "__init__.py").exists()
     assert (clone / "animations" / "videos" / "NextTokenLoop.mp4").exists(), "videos come from the clone"
+    held = (clone / ".colab-held-versions.txt").read_text().split()
+    assert {line.split("==")[0] for line in held} == {"torch", "matplotlib", "ipywidgets"}
     assert not [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
 
     where = json.loads(text(nb.cells[-1]).strip().splitlines()[-1])
