@@ -1,6 +1,6 @@
 """Save, load and resume: one file holds everything needed to pick training up exactly where it stopped.
 
-    save_checkpoint("runs/x/ckpt.pt", model, optimizer, scheduler, step=500, tokenizer=tok)
+    save_checkpoint("runs/x/ckpt.pt", model, optimizer, step=500, tokenizer=tok)
     model, tok = load_model("runs/x/ckpt.pt")
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
@@ -10,7 +10,7 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so i
     model_config      GPTConfig as a dict
     model             the state dict (no "module." / "_orig_mod." prefixes from DDP or torch.compile)
     optimizer         optimizer.state_dict() or None
-    scheduler         scheduler.state_dict() or None
+    scheduler         scheduler.state_dict() or None (the Trainer sets the learning rate itself: None)
     step              optimizer steps taken so far
     rng               random-number-generator states (see ``capture_rng_state``), or None
     tokenizer         tokenizer.to_dict() or None
@@ -117,9 +117,7 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, step: int = 0, 
                ``capture_rng_state`` (or a list of them, one per DDP rank), or None to store none.
     Returns the path written.
     """
-    path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / DEFAULT_NAME
+    path = resolve_path(path)
     raw = unwrap_model(model)
     if not hasattr(raw, "config") or not hasattr(raw.config, "to_dict"):
         raise TypeError(f"save_checkpoint needs a minigpt GPT (with .config), got {type(raw).__name__}")
@@ -220,6 +218,16 @@ def check_config(ckpt: dict, model) -> None:
                               "e.g. GPT(GPTConfig.from_dict(ckpt['model_config'])), or use load_model(path)")
 
 
+def require_training_state(ckpt: dict, path=None) -> None:
+    """Raise CheckpointError unless ``ckpt`` holds what resuming training needs: optimizer state and
+    random states (a weights-only file, such as ``export_weights`` writes or a shipped model, does not)."""
+    if ckpt.get("optimizer") is None or ckpt.get("rng") is None:
+        where = f"{resolve_path(path)}" if path is not None else "this checkpoint"
+        raise CheckpointError(f"{where} holds model weights only (no optimizer or random state), so "
+                              f"training cannot resume from it exactly; load it with load_model(path) and "
+                              f"start a new run from those weights instead")
+
+
 def restore(ckpt: dict, model, optimizer=None, scheduler=None) -> int:
     """Load the model (and optimizer, scheduler when given) state from a checkpoint dict, in place.
 
@@ -232,9 +240,7 @@ def restore(ckpt: dict, model, optimizer=None, scheduler=None) -> int:
     unwrap_model(model).load_state_dict(_strip_prefixes(ckpt["model"]))
     if optimizer is not None:
         if ckpt.get("optimizer") is None:
-            raise CheckpointError("this checkpoint holds model weights only (no optimizer state), so "
-                                  "training cannot resume from it exactly; load it with load_model(path) "
-                                  "and start a new run from those weights instead")
+            require_training_state(ckpt)
         optimizer.load_state_dict(ckpt["optimizer"])
     if scheduler is not None and ckpt.get("scheduler") is not None:
         scheduler.load_state_dict(ckpt["scheduler"])

@@ -28,7 +28,9 @@ from pathlib import Path
 
 import torch
 
+from .checks import as_ids, check_int, check_number
 from .files import atomic_file, sha256_file
+from .runtime import resolve_device
 
 
 class DataUnavailable(OSError):
@@ -237,16 +239,6 @@ def load_dialogues(name: str, split: str = "dev") -> list[list[str]]:
 
 # ---------------------------------------------------------------------- splits and batches
 
-def _as_ids(ids, what: str) -> torch.Tensor:
-    """ids (list of ints, or a 1-D integer tensor / array) -> 1-D integer tensor, no copy for tensors."""
-    if isinstance(ids, str):
-        raise ValueError(f"{what} is a str; encode it into token ids first, e.g. tok.encode(text)")
-    t = torch.as_tensor(ids)
-    if t.dim() != 1 or t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
-        raise ValueError(f"{what} must be a 1-D sequence of integer token ids, got {t.dim()}-D {t.dtype}")
-    return t
-
-
 def split(ids, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     """Split token ids into (train, val): the first (1 - val_fraction) of the text and the rest.
 
@@ -254,9 +246,8 @@ def split(ids, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     Returns (train [N - M], val [M]) 1-D tensors (views of ``ids`` when it is a tensor).
     A contiguous cut, not a shuffle: validation text the model has never seen nearby.
     """
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be a number strictly between 0 and 1, got {val_fraction!r}")
-    data = _as_ids(ids, "ids")
+    check_number(val_fraction, "val_fraction", 0, 1, low_open=True, high_open=True)
+    data = as_ids(ids, "ids")
     n = int(len(data) * (1 - val_fraction))
     if n == 0 or n == len(data):
         raise ValueError(f"{len(data)} token ids are too few to split with val_fraction={val_fraction}: "
@@ -269,30 +260,28 @@ def get_batch(data, batch_size: int, block_size: int, generator: torch.Generator
     """A batch of random windows of ``data`` and, for each, the next token at every position.
 
     data:       [N] token ids (1-D integer tensor or list), N >= block_size + 1.
-    generator:  optional torch.Generator for repeatable batches.
-    device:     where to put the batch (default: where ``data`` is).
+    generator:  optional torch.Generator (on the CPU) for repeatable batches.
+    device:     where to put the batch (default: where ``data`` is; keep ``data`` on the training
+                device and each batch is a gather there, with no copy from the CPU).
     Returns x [B, T] long and y [B, T] long with B = batch_size, T = block_size, and
     y[b, t] = x[b, t + 1] (y[b, -1] is the token after the window): the target at every position
     is the true next token. That is teacher forcing in a decoder-only model: one forward pass
     trains all T predictions at once, each conditioned on the real text, not on its own guesses.
     """
-    for arg, value in (("batch_size", batch_size), ("block_size", block_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
-    data = _as_ids(data, "data")
+    check_int(batch_size, "batch_size", 1)
+    check_int(block_size, "block_size", 1)
+    data = as_ids(data, "data")
     if len(data) < block_size + 1:
         raise ValueError(f"data has {len(data)} tokens but block_size={block_size} needs at least "
                          f"{block_size + 1} (a window plus the token after it); use a smaller "
                          f"block_size or more text")
     # Start offsets in [0, N - T - 1], so the last target data[i + T] is still inside the data.
-    ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
-    window = ix[:, None] + torch.arange(block_size)  # [B, T] positions into data
+    ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator).to(data.device)
+    window = ix[:, None] + torch.arange(block_size, device=data.device)  # [B, T] positions into data
     x, y = data[window].long(), data[window + 1].long()
-    if device is not None:
-        device = torch.device(device)
+    if device is not None and torch.device(device) != x.device:
+        device = resolve_device(device)
         if device.type == "cuda" and x.device.type == "cpu":
-            if not torch.cuda.is_available():
-                raise ValueError(f"device {device} was asked for but CUDA is not available; use device='cpu'")
             # Page-locked memory lets the copy run asynchronously while the GPU keeps working.
             x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
         else:

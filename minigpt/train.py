@@ -5,10 +5,11 @@ mixed precision, checkpoints you can resume exactly, and data parallel over seve
     history = trainer.fit()            # Ctrl-C saves runs/x/ckpt.pt; fit(resume=True) goes on from it
 
 One optimizer step (``Trainer._train_step``):
-    1. for each of ``grad_accum_steps`` micro-batches: sample (x, y), forward, loss / steps, backward
-    2. stop with TrainingDiverged if the loss is NaN or infinite (before it reaches the weights)
+    1. set the learning rate of every parameter group to ``lr_at(step)``
+    2. for each of ``grad_accum_steps`` micro-batches: sample (x, y), forward, loss / steps, backward
     3. clip the global gradient norm to ``grad_clip`` (the norm *before* clipping goes in the history)
-    4. optimizer step at the learning rate ``lr_at(step)``, then advance the schedule
+    4. stop with TrainingDiverged if the loss or that norm is NaN or infinite (before it reaches the weights)
+    5. optimizer step
 
 Launched by ``torchrun --nproc_per_node N``, every process trains on its own batches and
 DistributedDataParallel averages the gradients, so all processes hold the same weights.
@@ -16,13 +17,14 @@ DistributedDataParallel averages the gradients, so all processes hold the same w
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
+import signal
+import threading
 import time
 import warnings
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -30,10 +32,11 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from .checkpoint import (CheckpointError, capture_rng_state, load_checkpoint, resolve_path, restore,
-                         restore_rng_state, save_checkpoint)
+from .checkpoint import (DEFAULT_NAME, capture_rng_state, load_checkpoint, require_training_state, restore, restore_rng_state,
+                         save_checkpoint)
+from .checks import as_ids, check_bool, check_ids_in_vocab, check_int, check_number, from_dict
 from .data import get_batch
-from .runtime import pick_device
+from .runtime import eval_mode, pick_device, resolve_device
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -47,27 +50,6 @@ class TrainingDiverged(RuntimeError):
 
 
 # ---------------------------------------------------------------------------- configuration
-
-def _check_int(config, name: str, low: int, allow_none: bool = False) -> None:
-    value = getattr(config, name)
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        none = " (or None)" if allow_none else ""
-        raise ValueError(f"TrainConfig.{name} must be an integer >= {low}{none}, got {value!r}")
-
-
-def _check_number(config, name: str, low: float, high: float = math.inf, low_open: bool = False,
-                  high_open: bool = False, allow_none: bool = False) -> None:
-    value = getattr(config, name)
-    if value is None and allow_none:
-        return
-    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-          and (value > low if low_open else value >= low) and (value < high if high_open else value <= high))
-    if not ok:
-        lo, hi = ("(" if low_open else "["), (")" if high_open or high == math.inf else "]")
-        raise ValueError(f"TrainConfig.{name} must be a number in {lo}{low}, {high}{hi}, got {value!r}")
-
 
 @dataclass
 class TrainConfig:
@@ -97,26 +79,32 @@ class TrainConfig:
     progress: bool = True            # a tqdm progress bar; False prints one line per evaluation
 
     def __post_init__(self):
-        _check_int(self, "max_iters", 0)
-        _check_int(self, "batch_size", 1)
-        _check_int(self, "block_size", 1, allow_none=True)
-        _check_number(self, "learning_rate", 0, low_open=True)
-        _check_number(self, "min_lr", 0)
+        def integer(name, low, allow_none=False):
+            check_int(getattr(self, name), f"TrainConfig.{name}", low, allow_none)
+
+        def number(name, low, high=math.inf, **kw):
+            check_number(getattr(self, name), f"TrainConfig.{name}", low, high, **kw)
+
+        integer("max_iters", 0)
+        integer("batch_size", 1)
+        integer("block_size", 1, allow_none=True)
+        number("learning_rate", 0, low_open=True)
+        number("min_lr", 0)
         if self.min_lr > self.learning_rate:
             raise ValueError(f"TrainConfig.min_lr ({self.min_lr}) must not exceed learning_rate "
                              f"({self.learning_rate}): the schedule decays from learning_rate down to min_lr")
-        _check_int(self, "warmup_iters", 0)
-        _check_int(self, "lr_decay_iters", 0, allow_none=True)
+        integer("warmup_iters", 0)
+        integer("lr_decay_iters", 0, allow_none=True)
         if self.lr_decay_iters is not None and self.lr_decay_iters < self.warmup_iters:
             raise ValueError(f"TrainConfig.lr_decay_iters ({self.lr_decay_iters}) must be at least "
                              f"warmup_iters ({self.warmup_iters}): decay starts when warm-up ends")
-        _check_number(self, "weight_decay", 0)
-        _check_number(self, "beta1", 0, 1, high_open=True)
-        _check_number(self, "beta2", 0, 1, high_open=True)
-        _check_number(self, "grad_clip", 0, allow_none=True)
+        number("weight_decay", 0)
+        number("beta1", 0, 1, high_open=True)
+        number("beta2", 0, 1, high_open=True)
+        number("grad_clip", 0, allow_none=True)
         for name in ("grad_accum_steps", "eval_interval", "eval_iters", "log_interval"):
-            _check_int(self, name, 1)
-        _check_int(self, "checkpoint_interval", 1, allow_none=True)
+            integer(name, 1)
+        integer("checkpoint_interval", 1, allow_none=True)
         if self.out_dir is not None:
             if not isinstance(self.out_dir, (str, Path)) or str(self.out_dir) == "":
                 raise ValueError(f"TrainConfig.out_dir must be a folder path or None, got {self.out_dir!r}")
@@ -126,18 +114,13 @@ class TrainConfig:
                              f"got {self.device!r}")
         self.device = str(self.device)
         if self.device != "auto":
-            try:
-                torch.device(self.device)
-            except RuntimeError:
-                raise ValueError(f"TrainConfig.device {self.device!r} is not a device torch knows; "
-                                 f"use 'auto', 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
+            resolve_device(self.device, "TrainConfig.device", must_exist=False)  # whether it is here: in Trainer
         if self.dtype not in ("auto", *_DTYPES):
             raise ValueError(f"TrainConfig.dtype must be one of 'auto', {', '.join(map(repr, _DTYPES))}; "
                              f"got {self.dtype!r}")
-        for name in ("compile", "progress"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"TrainConfig.{name} must be True or False, got {getattr(self, name)!r}")
-        _check_int(self, "seed", 0)
+        check_bool(self.compile, "TrainConfig.compile")
+        check_bool(self.progress, "TrainConfig.progress")
+        integer("seed", 0)
 
     def to_dict(self) -> dict:
         """Plain values only (out_dir as a string), so it can go into a checkpoint or JSON."""
@@ -147,11 +130,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}; known fields are {sorted(known)}")
-        return cls(**d)
+        return from_dict(cls, d)
 
 
 def lr_at(it: int, config: TrainConfig) -> float:
@@ -193,6 +172,10 @@ class Trainer:
                 ``trainer.is_main_process`` to act once.
     tokenizer:  stored in checkpoints when given, so ``load_model`` returns it with the model.
 
+    ``raw_model`` is the GPT itself (its weights go into checkpoints); ``model`` is what forward
+    passes go through: the same GPT, or its ``torch.compile``d version. Under torchrun, ``fit()``
+    wraps ``model`` in DistributedDataParallel for the training steps.
+
     ``history`` holds lists: iter, loss, lr, grad_norm, tokens_per_sec (one entry per step) and
     eval_iter, train_eval_loss, val_loss (one per evaluation). ``iter`` counts steps done before it.
 
@@ -227,31 +210,28 @@ class Trainer:
         if self.block_size > model.config.block_size:
             raise ValueError(f"TrainConfig.block_size ({self.block_size}) is longer than the model's "
                              f"block_size ({model.config.block_size}); use at most {model.config.block_size}")
+        # The token ids live on the training device, so a batch is an index and a gather there.
         self.train_ids = self._check_ids(train_ids, "train_ids", model.config.vocab_size)
         self.val_ids = None if val_ids is None else self._check_ids(val_ids, "val_ids", model.config.vocab_size)
 
         self.raw_model = self.model = model.to(self.device)
-        self._model = model  # what forward passes go through: the model, or its compiled version
         if config.compile:
             if self.device.type != "cuda":
                 warnings.warn("torch.compile on the CPU takes a minute or more before the first step and "
                               "rarely pays off for small models; set compile=False to start at once",
                               stacklevel=2)
-            self._model = torch.compile(model)
-        self._ddp = None  # DistributedDataParallel wrapper while fit() runs under torchrun
+            self.model = torch.compile(model)
 
         # Every process gets its own random streams: different dropout masks and different batches.
         torch.manual_seed(config.seed + self.rank)
         self.generator = torch.Generator().manual_seed(config.seed + self.rank)  # picks training batches
 
-        self._fused = self.device.type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
-        self.optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.learning_rate,
-                                           betas=(config.beta1, config.beta2),
-                                           **({"fused": True} if self._fused else {}))
-        # LambdaLR multiplies the base rate by this factor; its state (the step) goes into checkpoints.
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda it: lr_at(it, self.config) / self.config.learning_rate)
-        # float16 has too little range for small gradients: scale the loss up, the gradients back down.
+        # One fused kernel for all parameters where torch has it (CUDA, and CPU since torch 2.4),
+        # else one multi-tensor (foreach) kernel per operation, rather than a loop over parameters.
+        self._adamw_impl = _fastest_adamw(self.device)
+        self.optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=lr_at(0, config),
+                                           betas=(config.beta1, config.beta2), **self._adamw_impl)
+        # float16 needs loss scaling so that small gradients do not underflow; bfloat16 does not.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
 
         self.step = 0
@@ -259,22 +239,16 @@ class Trainer:
                                         "eval_iter", "train_eval_loss", "val_loss")}
         self.should_stop = False
         self._last_saved_step = None
-        self._in_step = False
-        self._rng_before_step = None
+        self._in_step = False            # True while a step runs: an interrupt then leaves a half-made step
+        self._ctrl_c = False             # Ctrl-C arrived during a step: stop when it ends
 
     # ------------------------------------------------------------------ set-up helpers
 
     def _pick_device(self) -> torch.device:
         cfg = self.config
-        device = pick_device() if cfg.device == "auto" else torch.device(cfg.device)
-        if device.type == "cuda":
-            if not torch.cuda.is_available():
-                raise ValueError(f"TrainConfig.device={cfg.device!r} but no CUDA device is available; "
-                                 f"use device='auto' or 'cpu'")
-            if self.world_size > 1:
-                device = torch.device("cuda", self.local_rank)  # one GPU per process
-        if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ValueError("TrainConfig.device='mps' but MPS is not available here; use 'auto' or 'cpu'")
+        device = pick_device() if cfg.device == "auto" else resolve_device(cfg.device, "TrainConfig.device")
+        if device.type == "cuda" and self.world_size > 1:
+            device = torch.device("cuda", self.local_rank)  # one GPU per process
         return device
 
     def _pick_dtype(self) -> torch.dtype:
@@ -289,20 +263,13 @@ class Trainer:
         return _DTYPES[cfg.dtype]
 
     def _check_ids(self, ids, what: str, vocab_size: int) -> torch.Tensor:
-        if isinstance(ids, str):
-            raise ValueError(f"{what} is a str; encode it into token ids first, e.g. tok.encode(text)")
-        t = torch.as_tensor(ids)
-        if t.dim() != 1 or t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
-            raise ValueError(f"{what} must be a 1-D sequence of integer token ids, got {t.dim()}-D {t.dtype}")
+        """[N] ids checked (integers, long enough, inside the vocabulary) and placed on the device."""
+        t = as_ids(ids, what)
         if len(t) < self.block_size + 1:
             raise ValueError(f"{what} has {len(t)} tokens but block_size={self.block_size} needs at least "
                              f"{self.block_size + 1}; use more text or a smaller block_size")
-        lo, hi = int(t.min()), int(t.max())
-        if lo < 0 or hi >= vocab_size:
-            raise ValueError(f"{what} holds token id {lo if lo < 0 else hi}, outside the model's vocabulary "
-                             f"(0..{vocab_size - 1}); build the model with vocab_size=tok.vocab_size of "
-                             f"the tokenizer that encoded the text")
-        return t
+        check_ids_in_vocab(t, vocab_size, what)
+        return t.to(self.device)
 
     def _autocast(self):
         if self.dtype == torch.float32:
@@ -312,7 +279,7 @@ class Trainer:
     @property
     def checkpoint_path(self) -> Path | None:
         """Where checkpoints go: ``out_dir/ckpt.pt``, or None when out_dir is not set."""
-        return None if self.config.out_dir is None else Path(self.config.out_dir) / "ckpt.pt"
+        return None if self.config.out_dir is None else Path(self.config.out_dir) / DEFAULT_NAME
 
     @property
     def _distributed_now(self) -> bool:
@@ -320,10 +287,11 @@ class Trainer:
 
     @contextmanager
     def _distributed(self):
-        """Under torchrun: join the process group (unless the caller already did) and wrap the
-        model in DDP for the duration of fit(); leave the group afterwards if we joined it."""
+        """Yield the module the training steps run through. Under torchrun: join the process group
+        (unless the caller already did) and wrap ``model`` in DDP for the duration of fit(); leave
+        the group afterwards if we joined it. Otherwise: ``model`` itself."""
         if self.world_size <= 1:
-            yield
+            yield self.model
             return
         joined = False
         if not dist.is_initialized():
@@ -334,16 +302,14 @@ class Trainer:
             joined = True
         # DDP copies rank 0's weights to every process, then averages gradients in backward().
         device_ids = [self.device.index] if self.device.type == "cuda" else None
-        self._ddp = DistributedDataParallel(self._model, device_ids=device_ids)
         try:
-            yield
+            yield DistributedDataParallel(self.model, device_ids=device_ids)
         finally:
-            self._ddp = None
             if joined:
                 dist.destroy_process_group()
 
     def _all_mean(self, value: torch.Tensor) -> torch.Tensor:
-        """The mean of a scalar tensor over all processes (itself without DDP)."""
+        """The mean of a tensor over all processes (itself without DDP)."""
         if self._distributed_now:
             value = value.clone()
             dist.all_reduce(value, op=dist.ReduceOp.SUM)  # SUM: every backend has it, AVG is NCCL only
@@ -356,7 +322,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def evaluate(self, eval_iters: int | None = None) -> dict:
         """Mean loss over ``eval_iters`` (default config.eval_iters) batches of each split.
 
@@ -365,22 +331,27 @@ class Trainer:
         and evaluating never disturbs the random streams of training. Dropout is off meanwhile.
         Under DDP each process evaluates its share and the means are averaged over processes.
         """
-        eval_iters = self.config.eval_iters if eval_iters is None else eval_iters
+        cfg = self.config
+        eval_iters = cfg.eval_iters if eval_iters is None else eval_iters
         n = math.ceil(eval_iters / self.world_size)
-        model, was_training = self._model, self._model.training
-        model.eval()
-        out = {}
+        # Without gradients nothing is kept for a backward pass, so several batches go through in one
+        # forward pass (one larger matrix product instead of many small ones: faster on every device).
+        # They are the same batches, drawn in the same order, and all equally long, so the mean is too.
+        per_pass = max(1, min(n, _EVAL_LOGITS // (cfg.batch_size * self.block_size * self.raw_model.config.vocab_size)))
         splits = [("train", self.train_ids)] + ([("val", self.val_ids)] if self.val_ids is not None else [])
-        for k, (name, data) in enumerate(splits):
-            g = torch.Generator().manual_seed(self.config.seed + 1_000_003 * (self.rank + 1) + k)
-            total = torch.zeros((), device=self.device)
-            for _ in range(n):
-                x, y = get_batch(data, self.config.batch_size, self.block_size, generator=g, device=self.device)
-                with self._autocast():
-                    total += model(x, targets=y).loss.float()
-            out[name] = self._all_mean(total / n).item()
-        model.train(was_training)
-        return out
+        out = {}
+        with eval_mode(self.model):
+            for k, (name, data) in enumerate(splits):
+                g = torch.Generator().manual_seed(cfg.seed + 1_000_003 * (self.rank + 1) + k)
+                total = torch.zeros((), device=self.device)
+                for start in range(0, n, per_pass):
+                    m = min(per_pass, n - start)
+                    x, y = get_batch(data, cfg.batch_size * m, self.block_size, generator=g, device=self.device)
+                    with self._autocast():
+                        total += self.model(x, targets=y).loss.float() * m
+                out[name] = total / n
+            means = self._all_mean(torch.stack(list(out.values()))).tolist()  # one read for both splits
+        return dict(zip(out, means))
 
     def _evaluate_and_record(self) -> dict:
         losses = self.evaluate()
@@ -398,9 +369,10 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def save_checkpoint(self, path=None) -> Path | None:
-        """Save everything needed to resume exactly (model, optimizer, schedule, step, history,
-        random states) to ``path`` (default out_dir/ckpt.pt). Under DDP every process must call
-        it (they pool their random states); only the main process writes. Returns the path or None."""
+        """Save everything needed to resume exactly (model, optimizer, step, history, random
+        states) to ``path`` (default out_dir/ckpt.pt), between two steps. Under DDP every process
+        must call it (they pool their random states); only the main process writes. Returns the
+        path or None."""
         path = self.checkpoint_path if path is None else Path(path)
         if path is None:
             raise ValueError("no path to save to: pass one, or set TrainConfig.out_dir")
@@ -417,9 +389,8 @@ class Trainer:
             return None
         extra = {"history": self.history, "train_config": self.config.to_dict(),
                  "world_size": self.world_size, "scaler": self.scaler.state_dict()}
-        written = save_checkpoint(path, self.raw_model, self.optimizer, self.scheduler, step=self.step,
-                                  extra=extra, tokenizer=self.tokenizer, rng_state=rng)
-        return written
+        return save_checkpoint(path, self.raw_model, self.optimizer, step=self.step, extra=extra,
+                               tokenizer=self.tokenizer, rng_state=rng)
 
     def resume(self, path=None) -> "Trainer":
         """Load a checkpoint written by a Trainer (a file, or a folder holding ckpt.pt; default
@@ -434,12 +405,9 @@ class Trainer:
             if self.config.out_dir is None:
                 raise ValueError("resume needs a checkpoint path, or TrainConfig.out_dir to look in")
             path = self.config.out_dir
-        ckpt = load_checkpoint(resolve_path(path))
-        if ckpt.get("optimizer") is None or ckpt.get("rng") is None:
-            raise CheckpointError(f"{resolve_path(path)} holds weights only (no optimizer or random state), "
-                                  f"so training cannot resume from it; load it with load_model(path) and "
-                                  f"start a new run from those weights instead")
-        self.step = restore(ckpt, self.raw_model, self.optimizer, self.scheduler)
+        ckpt = load_checkpoint(path)
+        require_training_state(ckpt, path)
+        self.step = restore(ckpt, self.raw_model, self.optimizer)
         extra = ckpt.get("extra", {})
         saved_history = extra.get("history", {})
         self.history = {k: list(saved_history.get(k, [])) for k in self.history}
@@ -457,12 +425,13 @@ class Trainer:
         if not saved or not self.is_main_process:
             return
         try:
-            old = TrainConfig.from_dict({**saved, "out_dir": None})
+            old = TrainConfig.from_dict({**saved, "out_dir": None, "device": "auto"})
         except (TypeError, ValueError):
             return  # written by another version of TrainConfig: nothing to compare with
-        differ = [it for it in range(self.step, self.config.max_iters) if lr_at(it, old) != lr_at(it, self.config)]
-        if differ:
-            it, keep = differ[0], (old.max_iters if old.lr_decay_iters is None else old.lr_decay_iters)
+        differ = next((it for it in range(self.step, self.config.max_iters)
+                       if lr_at(it, old) != lr_at(it, self.config)), None)
+        if differ is not None:
+            it, keep = differ, (old.max_iters if old.lr_decay_iters is None else old.lr_decay_iters)
             warnings.warn(f"the learning-rate schedule differs from the one the checkpoint was trained with "
                           f"(at step {it}: {lr_at(it, old):.3g} then, {lr_at(it, self.config):.3g} now); "
                           f"training goes on with the new one. To keep the old schedule, set "
@@ -470,17 +439,12 @@ class Trainer:
                           stacklevel=3)
 
     def _apply_config_to_optimizer(self) -> None:
-        """After loading optimizer state, take the hyper-parameters from the current config."""
+        """After loading optimizer state (which brings the saved hyper-parameters with it), take
+        them from the current config, and this machine's choice of AdamW kernel."""
         cfg = self.config
-        factor = lr_at(self.step, cfg) / cfg.learning_rate
         for group, wd in zip(self.optimizer.param_groups, (cfg.weight_decay, 0.0)):
-            group.update(lr=cfg.learning_rate * factor, initial_lr=cfg.learning_rate,  # as LambdaLR computes it
-                         betas=(cfg.beta1, cfg.beta2), weight_decay=wd)
-            if "fused" in group:
-                group["fused"] = True if self._fused else None
-        self.scheduler.base_lrs = [cfg.learning_rate] * len(self.optimizer.param_groups)
-        self.scheduler.last_epoch = self.step
-        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+            group.update({"lr": lr_at(self.step, cfg), "betas": (cfg.beta1, cfg.beta2), "weight_decay": wd,
+                          "foreach": None, "fused": None, **self._adamw_impl})
 
     def _restore_rng(self, rng) -> None:
         """Give every process back its own random streams. A checkpoint saved by another number
@@ -497,17 +461,43 @@ class Trainer:
                           f"has {self.world_size}: training goes on correctly, but its batches differ from "
                           f"those of an uninterrupted run", stacklevel=3)
 
+    # ------------------------------------------------------------------ Ctrl-C
+
+    @contextmanager
+    def _ctrl_c_between_steps(self):
+        """While fit() runs (in the main thread), a Ctrl-C during a step lets that step finish and
+        stops after it, so the checkpoint saved is one of whole steps; a second Ctrl-C, or one
+        between steps, stops at once. Elsewhere Ctrl-C keeps its usual meaning."""
+        previous = signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is not threading.main_thread() or previous is None:
+            yield
+            return
+
+        def on_ctrl_c(signum, frame):
+            if self._in_step and not self._ctrl_c:
+                self._ctrl_c = True
+            else:
+                raise KeyboardInterrupt
+
+        self._ctrl_c = False
+        signal.signal(signal.SIGINT, on_ctrl_c)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
     def _save_on_interrupt(self) -> None:
         """Ctrl-C: save what the last completed step left, say where, so fit(resume=True) goes on."""
         if self.checkpoint_path is None or not self.is_main_process:
             return
-        if self._in_step:  # interrupted mid-step: drop its half-made gradients, rewind its random draws
+        if self._in_step:  # stopped in the middle of a step (a second Ctrl-C): its state is half made
             self.optimizer.zero_grad(set_to_none=True)
-            rng = self._rng_before_step
-        else:
-            rng = capture_rng_state(self.generator)
+            kept = (f"the last checkpoint ({self._last_saved_step} steps) is {self.checkpoint_path}"
+                    if self._last_saved_step is not None else "no checkpoint was saved")
+            print(f"\ninterrupted in the middle of step {self.step + 1}: nothing saved; {kept}", flush=True)
+            return
         # No collectives here (other processes may be gone), so only this process's random state.
-        path = self._write_checkpoint(self.checkpoint_path, rng)
+        path = self._write_checkpoint(self.checkpoint_path, capture_rng_state(self.generator))
         print(f"\ninterrupted at step {self.step}: saved {path}; continue with fit(resume=True) "
               f"(or python -m minigpt train ... --resume)", flush=True)
 
@@ -518,8 +508,8 @@ class Trainer:
 
         resume: True to continue from out_dir/ckpt.pt, or a path to a checkpoint (file or folder).
         Calling fit() again on the same Trainer continues where it stopped (raise max_iters first).
-        Raises TrainingDiverged when the loss turns NaN/inf; on Ctrl-C saves a checkpoint (when
-        out_dir is set) and re-raises KeyboardInterrupt.
+        Raises TrainingDiverged when the loss turns NaN/inf; on Ctrl-C finishes the step under way,
+        saves a checkpoint (when out_dir is set) and re-raises KeyboardInterrupt.
         """
         if resume:
             if resume is True and self.config.out_dir is None:
@@ -527,9 +517,9 @@ class Trainer:
                                  "is not set; set it or pass the checkpoint path: fit(resume='runs/x/ckpt.pt')")
             self.resume(None if resume is True else resume)
         self.should_stop = False
-        with self._distributed():
+        with self._ctrl_c_between_steps(), self._distributed() as model:
             try:
-                self._loop()
+                self._loop(model)
             except KeyboardInterrupt:
                 self._save_on_interrupt()
                 raise
@@ -537,15 +527,19 @@ class Trainer:
                 self._in_step = False
         return self.history
 
-    def _loop(self) -> None:
+    def _progress_bar(self):
+        if not (self.config.progress and self.is_main_process):
+            return None
         from tqdm.auto import tqdm
 
+        return tqdm(total=self.config.max_iters, initial=self.step, desc="training", unit="step",
+                    dynamic_ncols=True)
+
+    def _loop(self, model) -> None:
         cfg = self.config
-        model = self._ddp if self._ddp is not None else self._model
         every_ckpt = cfg.checkpoint_interval or cfg.eval_interval
         tokens_per_step = cfg.batch_size * self.block_size * cfg.grad_accum_steps * self.world_size
-        bar = tqdm(total=cfg.max_iters, initial=self.step, desc="training", unit="step", dynamic_ncols=True,
-                   disable=not (cfg.progress and self.is_main_process))
+        bar = self._progress_bar()
         model.train()
         h = self.history
 
@@ -566,55 +560,63 @@ class Trainer:
                     self._evaluate_and_record()
                 if cfg.out_dir is not None and self.step % every_ckpt == 0:
                     self.save_checkpoint()
-                bar.update(1)
-                if self.step % cfg.log_interval == 0 or self.step == cfg.max_iters:
-                    val = h["val_loss"][-1] if h["val_loss"] else math.nan
-                    recent = h["tokens_per_sec"][-cfg.log_interval:]
-                    speed = len(recent) / sum(1 / t for t in recent)  # tokens over time across the window
-                    bar.set_postfix({"loss": f"{stats['loss']:.4f}", "val": f"{val:.4f}",
-                                     "tok/s": f"{speed:,.0f}"}, refresh=False)
+                if bar is not None:
+                    bar.update(1)
+                    if self.step % cfg.log_interval == 0 or self.step == cfg.max_iters:
+                        val = h["val_loss"][-1] if h["val_loss"] else math.nan
+                        recent = h["tokens_per_sec"][-cfg.log_interval:]
+                        speed = len(recent) / sum(1 / t for t in recent)  # tokens over time across the window
+                        bar.set_postfix({"loss": f"{stats['loss']:.4f}", "val": f"{val:.4f}",
+                                         "tok/s": f"{speed:,.0f}"}, refresh=False)
                 self._callback("step", stats)
+                if self._ctrl_c:
+                    raise KeyboardInterrupt
             if not evaluated_at(self.step):  # stopped early by a callback
                 self._evaluate_and_record()
             if cfg.out_dir is not None and self._last_saved_step != self.step:
                 self.save_checkpoint()
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
         self._callback("end", {"iter": self.step, "train_loss": h["train_eval_loss"][-1],
                                "val_loss": h["val_loss"][-1]})
 
     def _train_step(self, model) -> dict:
-        """One optimizer step over ``grad_accum_steps`` micro-batches; returns its stats."""
+        """One optimizer step over ``grad_accum_steps`` micro-batches through ``model`` (the
+        trainer's model, or its DDP wrapper); returns its stats."""
         cfg, it = self.config, self.step
-        self._rng_before_step, self._in_step = capture_rng_state(self.generator), True
-        lr = self.optimizer.param_groups[0]["lr"]
-        loss_sum = torch.zeros((), device=self.device)
+        self._in_step = True
+        lr = lr_at(it, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        ddp = isinstance(model, DistributedDataParallel)
+        loss_sum = 0.0
         for micro in range(cfg.grad_accum_steps):
             x, y = get_batch(self.train_ids, cfg.batch_size, self.block_size, generator=self.generator,
                              device=self.device)
             # DDP averages gradients in every backward(); during accumulation only the last one needs to.
             last = micro == cfg.grad_accum_steps - 1
-            sync = self._ddp.no_sync() if self._ddp is not None and not last else nullcontext()
-            with sync:
+            with model.no_sync() if ddp and not last else nullcontext():
                 with self._autocast():
-                    loss = model(x, targets=y).loss
-                # Dividing by the number of micro-batches makes the summed gradients a mean,
-                # the gradient of one batch grad_accum_steps times larger.
-                self.scaler.scale(loss / cfg.grad_accum_steps).backward()
-            loss_sum += loss.detach().float() / cfg.grad_accum_steps
-        loss_value = self._all_mean(loss_sum).item()  # every process decides alike
-        if not math.isfinite(loss_value):
-            self._diverged(it, loss_value, lr, "the loss")
+                    # Dividing by the number of micro-batches makes the summed gradients a mean,
+                    # the gradient of one batch grad_accum_steps times larger.
+                    loss = model(x, targets=y).loss / cfg.grad_accum_steps
+                self.scaler.scale(loss).backward()
+            loss_sum = loss_sum + loss.detach().float()
         self.scaler.unscale_(self.optimizer)  # true gradients before measuring them (no-op without float16)
         # clip_grad_norm_ returns the norm before clipping: the history shows what clipping tamed.
-        max_norm = cfg.grad_clip if cfg.grad_clip else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), max_norm).item()
+        # A NaN loss makes NaN gradients; they reach the weights only in optimizer.step(), below.
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(),
+                                                   cfg.grad_clip if cfg.grad_clip else math.inf)
+        # One read of both numbers: on a GPU every read waits for the work queued before it.
+        loss_value, grad_norm = torch.stack((self._all_mean(loss_sum), grad_norm.float())).tolist()
+        if not math.isfinite(loss_value):  # every process decides alike: the loss is their mean
+            self._diverged(it, loss_value, lr, "the loss")
         if not math.isfinite(grad_norm) and not self.scaler.is_enabled():  # float16 skips such steps itself
             self._diverged(it, grad_norm, lr, "the gradient norm")
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
         self.step += 1
         self._in_step = False
         return {"iter": it, "loss": loss_value, "lr": lr, "grad_norm": grad_norm}
@@ -630,3 +632,19 @@ class Trainer:
             f"training diverged: {what} became {value} at step {it} (learning rate {lr:.3g}); the weights "
             f"were not updated with it. Lower TrainConfig.learning_rate (now {self.config.learning_rate:g}) "
             f"by 3-10x{clip} and train again.{saved}", step=it, loss=value)
+
+
+# Logits elements per evaluation forward pass (float32: 16 MiB), whatever the batch and vocabulary.
+_EVAL_LOGITS = 1 << 22
+
+
+def _fastest_adamw(device: torch.device) -> dict:
+    """AdamW's implementation keyword: fused (one kernel for every parameter) where this torch has
+    it for ``device``, else foreach (one kernel per operation over all parameters)."""
+    from torch.optim.optimizer import _get_fused_kernels_supported_devices
+
+    try:
+        fused = device.type in _get_fused_kernels_supported_devices()
+    except Exception:  # a private helper: if it moves, the multi-tensor kernels are nearly as good
+        fused = False
+    return {"fused": True} if fused else {"foreach": True}

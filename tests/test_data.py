@@ -255,7 +255,7 @@ def test_get_batch_too_short_says_how_long():
 
 @pytest.mark.parametrize("kwargs", [dict(batch_size=0, block_size=4), dict(batch_size=2, block_size=2.5)])
 def test_get_batch_rejects_bad_sizes(kwargs):
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="must be an integer >= 1"):
         data.get_batch(torch.arange(50), **kwargs)
 
 
