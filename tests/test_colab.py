@@ -55,6 +55,24 @@ def test_notebooks_carry_the_generated_badge_and_set_up_cell():
     assert f'"MINIGPT_REPO", "{repo}"' in first_code.source
 
 
+def test_setup_script_adds_the_cell_and_badge_to_a_new_notebook_and_touches_nothing_else():
+    repo = "https://github.com/someone/minigpt"
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
+    body = nbformat.v4.new_code_cell("x = 1", outputs=[nbformat.v4.new_output("stream", text="1\n")])
+    nb.cells = [nbformat.v4.new_markdown_cell("# 9 · A new step\n\nIntro."), body]
+    assert notebook_setup.update_notebook(nb, repo, "09_new.ipynb") == ["badge", "set-up cell (added)"]
+    assert nb.cells[0].source.splitlines()[:3] == [
+        "# 9 · A new step", "",
+        "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        "(https://colab.research.google.com/github/someone/minigpt/blob/main/notebooks/09_new.ipynb)"]
+    assert nb.cells[1].source == notebook_setup.setup_source(repo) and nb.cells[2] is body
+    assert body.outputs[0].text == "1\n" and nb.metadata.kernelspec.display_name == "Python 3"
+    assert notebook_setup.update_notebook(nb, repo, "09_new.ipynb") == []   # a second run changes nothing
+    assert len(nb.cells) == 3
+    with pytest.raises(SystemExit, match="GitHub"):
+        notebook_setup.colab_url("https://gitlab.com/someone/minigpt", "00_welcome.ipynb")
+
+
 def test_set_up_cell_does_nothing_when_minigpt_imports(tmp_path):
     """minigpt already importable (a local install): no clone, no pip, just the imports."""
     clone = tmp_path / "clone"
