@@ -27,6 +27,7 @@ from typing import Callable, Optional
 import torch
 from torch.nn import functional as F
 
+from .model import KVCache
 from .sampling import Knobs, Stops, check_count, encode_prompt, eval_mode, seen_mask
 
 
@@ -102,7 +103,7 @@ def gpt_step(model) -> Callable:
     def step(seqs: torch.Tensor, state, parents: Optional[torch.Tensor]):
         cache, cached = state if state is not None else (None, 0)  # cached: positions in the cache
         if cache is not None and cached < block_size:
-            cache = [(k.index_select(0, parents), v.index_select(0, parents)) for k, v in cache]
+            cache = _reorder(cache, parents)
             x, cached = seqs[:, -1:], cached + 1
         else:  # the first step, or the window slides: run the (cropped) beams in full
             x, cache = seqs[:, -block_size:], None
@@ -111,6 +112,17 @@ def gpt_step(model) -> Callable:
         return out.logits[:, -1], (out.past_key_values, cached)
 
     return step
+
+
+def _reorder(cache, rows: torch.Tensor):
+    """Make row i of every layer's keys and values the old row rows[i]: each beam's cache follows
+    the beam it extends (a row may go to several beams, or none). A KVCache is reordered in place,
+    keeping its room for later tokens; a list of (k, v) pairs gives a new list."""
+    if isinstance(cache, KVCache):
+        cache.keys = [k.index_select(0, rows) for k in cache.keys]
+        cache.values = [v.index_select(0, rows) for v in cache.values]
+        return cache
+    return [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in cache]
 
 
 # ------------------------------------------------------------------ the search
