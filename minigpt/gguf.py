@@ -255,7 +255,9 @@ def load_tokenizer(gg) -> BPETokenizer:
     specials = {t: i for i, t in enumerate(tokens) if types[i] in control}
     # Bytes the vocabulary lacks (a few control bytes, bytes of no UTF-8 character) are dropped,
     # as transformers' tokenizer does: the model's unknown token is <|endoftext|>, which would end the text.
-    return BPETokenizer(merges, specials, SPLIT_PATTERNS[pre], byte_ids, unknown_id=None, allowed_special="none")
+    tok = BPETokenizer(merges, specials, SPLIT_PATTERNS[pre], byte_ids, unknown_id=None, allowed_special="none")
+    tok.chat_template = chat_template(gg)  # the Jinja source, for reference (minigpt.chat renders it in Python)
+    return tok
 
 
 def chat_template(gg: GGUFFile) -> str | None:
