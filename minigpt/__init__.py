@@ -29,7 +29,8 @@ _EXPORTS = {
     "load_model": "checkpoint", "export_weights": "checkpoint",
     "pick_device": "runtime", "is_fast": "runtime", "seed_everything": "runtime",
 }
-_SUBMODULES = {"model", "tokenizer", "data", "sampling", "beam", "train", "checkpoint", "pretrained", "runtime", "viz"}
+_SUBMODULES = {"model", "tokenizer", "data", "sampling", "beam", "train", "checkpoint", "pretrained", "runtime", "viz",
+               "gguf", "chat"}
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
 
