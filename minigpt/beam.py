@@ -20,15 +20,16 @@ to block_size); an encoder-decoder model gives one whose state also holds the en
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
 from torch.nn import functional as F
 
+from .checks import check_int, check_number
 from .model import KVCache
-from .sampling import Knobs, Stops, check_count, encode_prompt, eval_mode, seen_mask
+from .runtime import eval_mode
+from .sampling import Knobs, Stops, encode_prompt, seen_mask
 
 
 @dataclass
@@ -165,11 +166,9 @@ def search(step: Callable, tokenizer, prompt_ids: list[int], *, beam_width: int 
     list of ids; stops: a parsed ``Stops``; device: where the step function wants its inputs
     (the model's). Returns a BeamSearchResult.
     """
-    check_count("beam_width", beam_width, 1)
-    check_count("max_new_tokens", max_new_tokens, 0)
-    if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)) or not math.isfinite(length_penalty):
-        raise ValueError(f"length_penalty must be a number (0 = rank by total log-probability, "
-                         f"1 = by mean log-probability per token), got {length_penalty!r}")
+    check_int(beam_width, "beam_width", low=1)
+    check_int(max_new_tokens, "max_new_tokens", low=0)
+    check_number(length_penalty, "length_penalty (0 ranks by total log-probability, 1 by the mean per token)")
     knobs = Knobs(temperature=0, repetition_penalty=repetition_penalty)  # checks the penalty
 
     def new_text(ids, decode=True):  # -> (text, hit a stop?); decodes only when it must

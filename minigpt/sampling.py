@@ -33,6 +33,9 @@ from typing import Iterator, NamedTuple, Optional
 import torch
 from torch.nn import functional as F
 
+from .checks import check_int
+from .runtime import eval_mode
+
 _START_TOKEN = "<|endoftext|>"
 
 
@@ -85,12 +88,6 @@ def _check_penalty(penalty) -> None:
     if not _is_number(penalty) or penalty <= 0:
         raise ValueError(f"repetition_penalty must be a number > 0 (1 = off, above 1 discourages "
                          f"tokens already in the text, e.g. 1.2), got {penalty!r}")
-
-
-def check_count(name: str, value, minimum: int) -> None:
-    """ValueError unless ``value`` is an int (not a bool) >= minimum."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 # ------------------------------------------------------------------ the knobs, on logits [..., V]
@@ -301,19 +298,6 @@ class Stops:
 
 
 @contextmanager
-def eval_mode(model):
-    """Run the block with ``model`` in eval mode (dropout off); a training model is put back after."""
-    was_training = model.training
-    if was_training:
-        model.eval()
-    try:
-        yield model
-    finally:
-        if was_training:
-            model.train()
-
-
-@contextmanager
 def generating(model):
     """The state every generator runs in: eval mode, no autograd."""
     with torch.inference_mode(), eval_mode(model):
@@ -337,8 +321,7 @@ _DONE = object()
 def _generator(seed, device) -> Optional[torch.Generator]:
     """A generator of our own: the same seed gives the same text and the global RNG is untouched.
     Without a seed, draws come from torch's global RNG (so torch.manual_seed works too)."""
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise ValueError(f"seed must be an integer or None, got {seed!r}")
+    check_int(seed, "seed", allow_none=True)
     return None if seed is None else torch.Generator(device=device).manual_seed(seed)
 
 
@@ -420,7 +403,7 @@ def _pieces(model, tokenizer, prompt, *, max_new_tokens, temperature, top_k, top
             stop, seed, use_cache) -> Iterator[str]:
     """Check every argument now; return the (not yet started) generator of text pieces."""
     knobs = Knobs(temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty)
-    check_count("max_new_tokens", max_new_tokens, 0)
+    check_int(max_new_tokens, "max_new_tokens", low=0)
     generator = _generator(seed, model.device)
     ids = encode_prompt(tokenizer, prompt, model.config.vocab_size)
     stops = Stops.parse(stop, model.config.vocab_size)
@@ -505,7 +488,7 @@ class NextTokenDistribution:
 
     def top(self, n: int = 10, stage: str = "final") -> list[tuple[str, int, float]]:
         """The n most likely tokens at a stage, as (printable token, id, probability), best first."""
-        check_count("n", n, 1)
+        check_int(n, "n", low=1)
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {', '.join(STAGES)}; got {stage!r}")
         probs = getattr(self, stage)
@@ -557,7 +540,7 @@ def trace_generation(model, tokenizer, prompt, max_new_tokens: int = 10, tempera
     that step, e.g. to draw greedy or sampling as a path through a tree of candidates.
     """
     knobs = Knobs(temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty)
-    check_count("max_new_tokens", max_new_tokens, 0)
+    check_int(max_new_tokens, "max_new_tokens", low=0)
     generator = _generator(seed, model.device)
     ids = encode_prompt(tokenizer, prompt, model.config.vocab_size)
     with generating(model):
