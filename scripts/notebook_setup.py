@@ -21,7 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 README = ROOT / "README.md"
 BRANCH = "main"                      # the branch the Colab badges open
-CLONE_DIR = "/content/minigpt"       # where the set-up cell clones the course on Colab
+# Where the set-up cell clones the course on Colab. Not /content/minigpt: Colab's kernels start in
+# /content, where a folder named minigpt would be imported as an empty namespace package instead
+# of the installed minigpt after a restart.
+CLONE_DIR = "/content/minigpt-course"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 SETUP_MARK = "# Set-up."             # the first line of every set-up cell
 README_START, README_END = "<!-- colab-badges: start -->", "<!-- colab-badges: end -->"

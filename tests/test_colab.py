@@ -121,7 +121,7 @@ def test_colab_first_cell_clones_installs_and_notebook_00_runs(tmp_path, monkeyp
 
     content = tmp_path / "content"          # Colab's working folder
     content.mkdir()
-    clone = content / "minigpt"
+    clone = content / Path(notebook_setup.CLONE_DIR).name   # as on Colab: /content/<folder>
     kernels = tmp_path / "jupyter" / "kernels" / "colab"
     kernels.mkdir(parents=True)
     (kernels / "kernel.json").write_text(json.dumps({
@@ -166,7 +166,13 @@ def test_colab_first_cell_clones_installs_and_notebook_00_runs(tmp_path, monkeyp
     assert Path(where["minigpt"]).is_relative_to(clone)          # imported in this kernel, no restart
     for name in ("torch", "matplotlib", "ipywidgets"):          # Colab's own copies, not replaced
         assert not Path(where[name]).is_relative_to(tmp_path / "venv"), f"{name} was reinstalled"
-    # the next kernel (a restarted runtime) imports it through the editable install
-    again = subprocess.run([str(python), "-c", "import minigpt; print(minigpt.__file__)"], cwd=tmp_path,
-                           capture_output=True, text=True)
-    assert again.returncode == 0 and Path(again.stdout.strip()).is_relative_to(clone), again.stderr
+    # a restarted runtime: a new kernel in the same folder finds minigpt through the editable
+    # install, so the set-up cell does nothing (an unreachable address proves it clones nothing)
+    restarted = subprocess.run(
+        [str(python), "-c", "import google.colab\n" + setup_cell() + "\nprint('minigpt at', mg.__file__)"],
+        cwd=content, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(tmp_path / "colab"), MINIGPT_REPO="file:///nonexistent/minigpt",
+                 MINIGPT_CLONE=str(clone)))
+    assert restarted.returncode == 0, restarted.stderr
+    assert "installed" not in restarted.stdout
+    assert f"minigpt at {clone / 'minigpt' / '__init__.py'}" in restarted.stdout
