@@ -1,4 +1,4 @@
-"""Execute the course notebooks in place, storing their outputs and widget state.
+"""Execute the course notebooks in place, storing their outputs (widgets as their pictures).
 
     python scripts/execute_notebooks.py                 # every notebook, full mode
     python scripts/execute_notebooks.py --fast 03 05    # FAST mode, notebooks 03 and 05
@@ -45,10 +45,14 @@ def main():
             continue
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
-        # store_widget_state: the state of every widget goes into metadata.widgets, in the format
-        # JupyterLab saves and reads, so the stored notebook shows each widget's picture when opened
-        nbclient.NotebookClient(nb, timeout=3600, kernel_name=KERNEL, store_widget_state=True,
+        # No widget state in the stored notebook: each widget's output carries its picture as a
+        # plain image/png, which is what JupyterLab (for a notebook not yet run, untrusted),
+        # nbviewer and GitHub show in its place. Stored state would not be used by them, and
+        # JupyterLab, which saves widget state with this course (jupyter-config/), would load it
+        # and mark every notebook changed as soon as it is opened.
+        nbclient.NotebookClient(nb, timeout=3600, kernel_name=KERNEL, store_widget_state=False,
                                 resources={"metadata": {"path": str(path.parent)}}).execute()
+        nb.metadata.pop("widgets", None)
         nb.metadata["kernelspec"] = kernelspec()
         nbformat.write(nb, path)
         print(f"{path.name}: {time.perf_counter() - start:.0f} s", flush=True)
