@@ -21,6 +21,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -72,6 +73,14 @@ _KDCONV_FILES = (  # (domain, split, sha256, bytes): the dev and test splits
     ("travel", "test", "730426b0997b8375c8477c7e658c0ec645fced6ab8d546adda114b21cf30faac", 1_100_567),
 )
 
+_DAILYDIALOG = ("https://raw.githubusercontent.com/Ls-Dai/Deep-Reinforcement-Learning-for-Dialogue-Generation-"
+                "in-PyTorch/bae51b16e3e8c0ce4ffd70b75ecfc40fbeb8e7ee")
+_DAILYDIALOG_FILES = (  # (split, sha256, bytes) of the zips: text, act and emotion files line for line
+    ("train", "6191257f8250da0e045bfd1d017645e15b2358df975ec4c5c431a5a1f99662a4", 2_059_812),
+    ("validation", "f068cf7526a56ab5f26e99b74ce9edbc2766f7b060a3c6cef035920b0dd28153", 191_273),
+    ("test", "5f9526a5ce4b8af4ca237aa3ff38cbf03becbc596c70b0974d7f5f9af2ea0615", 188_867),
+)
+
 CORPORA: dict[str, Corpus] = {c.name: c for c in (
     Corpus(
         name="tinyshakespeare",
@@ -116,6 +125,20 @@ CORPORA: dict[str, Corpus] = {c.name: c for c in (
         source=f"thu-coai/KdConv @ 653db764, data/{domain}/{split}.json (Zhou et al., ACL 2020)",
         folder="kdconv",
     ) for domain, split, sha, size in _KDCONV_FILES),
+    *(Corpus(
+        name=f"dailydialog-{split}",
+        filename=f"{split}.zip",
+        url=f"{_DAILYDIALOG}/data/{split}.zip",
+        sha256=sha,
+        license="CC BY-NC-SA 4.0 (non-commercial, share alike; credit: Li et al., IJCNLP 2017)",
+        size_bytes=size,
+        description=f"DailyDialog (English, everyday life) {split} split: one dialogue per line, turns "
+                    f"ending in __eou__, with a dialogue act and an emotion label per turn.",
+        source=f"the official release's {split}.zip, as copied in Ls-Dai/Deep-Reinforcement-Learning-for-"
+               f"Dialogue-Generation-in-PyTorch @ bae51b16, data/{split}.zip. Yanran Li et al., 'DailyDialog: "
+               f"A Manually Labelled Multi-turn Dialogue Dataset', IJCNLP 2017, http://yanran.li/dailydialog",
+        folder="dailydialog",
+    ) for split, sha, size in _DAILYDIALOG_FILES),
 )}
 
 
@@ -205,7 +228,11 @@ def data_path(name: str) -> Path:
 
 
 def load_text(name: str) -> str:
-    """The whole text of corpus ``name`` (e.g. "tinyshakespeare") as one str, read as UTF-8."""
+    """The whole text of corpus ``name`` (e.g. "tinyshakespeare") as one str, read as UTF-8.
+    A dialogue corpus ("dailydialog") gives its training dialogues as running text: one turn
+    a line, a blank line between dialogues."""
+    if name in DIALOGUES:
+        return "\n\n".join("\n".join(d) for d in load_dialogues(name, "train"))
     return data_path(name).read_text(encoding="utf-8")
 
 
@@ -214,16 +241,17 @@ def load_json(name: str):
     return json.loads(data_path(name).read_text(encoding="utf-8"))
 
 
-DIALOGUES = {"kdconv": ("film", "music", "travel")}  # dialogue corpora -> their domains
+DIALOGUES = {"kdconv": ("film", "music", "travel"), "dailydialog": ()}  # dialogue corpora -> their domains
 
 
 def load_dialogues(name: str, split: str = "dev") -> list[list[str]]:
     """Dialogues of a dialogue corpus, each a list of turns (str) whose speakers alternate.
 
     name:  "kdconv" (its film, music and travel domains, in that order) or one domain,
-           e.g. "kdconv-film".
-    split: "dev" or "test" (the registered splits).
+           e.g. "kdconv-film"; or "dailydialog".
+    split: "dev" or "test" for KdConv; "train", "validation" or "test" for DailyDialog.
     Returns [n_dialogues] lists of [n_turns] strings; the first turn is the one who asks.
+    DailyDialog's turns are ``Turn`` strings that also carry their labels (``.emotion``, ``.act``).
     """
     corpus, _, domain = name.partition("-")
     if corpus not in DIALOGUES or (domain and domain not in DIALOGUES[corpus]):
@@ -232,9 +260,57 @@ def load_dialogues(name: str, split: str = "dev") -> list[list[str]]:
     splits = sorted({n.rsplit("-", 1)[1] for n in CORPORA if n.startswith(f"{corpus}-")})
     if split not in splits:
         raise ValueError(f"unknown split {split!r} for {name!r}; registered splits are {splits}")
+    if corpus == "dailydialog":
+        return _dailydialog(split)
     return [[m["message"] for m in d["messages"]]
             for dom in ((domain,) if domain else DIALOGUES[corpus])
             for d in load_json(f"{corpus}-{dom}-{split}")]
+
+
+EMOTIONS = ("none", "anger", "disgust", "fear", "happiness", "sadness", "surprise")  # DailyDialog's labels 0-6
+ACTS = ("inform", "question", "directive", "commissive")                            # DailyDialog's labels 1-4
+
+
+class Turn(str):
+    """One DailyDialog turn: the text (a str) with its labels, ``emotion`` (one of EMOTIONS) and
+    ``act`` (one of ACTS), as the dataset's annotators gave them."""
+
+    emotion: str
+    act: str
+
+    def __new__(cls, text: str, emotion: str, act: str):
+        turn = super().__new__(cls, text)
+        turn.emotion, turn.act = emotion, act
+        return turn
+
+    def __reduce__(self):
+        return Turn, (str(self), self.emotion, self.act)
+
+
+def _detokenize(text: str) -> str:
+    """DailyDialog's text has a space before punctuation ("lunch ?"); write it as people do."""
+    text = re.sub(r"\s+([.,?!;:%)\u2019'](?:\s|$))", r"\1", text.replace(" \u2019 ", "\u2019"))
+    text = re.sub(r"(\w) ' (\w)", r"\1'\2", text)
+    return re.sub(r"([($]) ", r"\1", re.sub(r"\s+([.,?!;:%)])", r"\1", text)).strip()
+
+
+def _dailydialog(split: str) -> list[list[Turn]]:
+    """DailyDialog's dialogues of ``split`` with the labels of every turn, read from the zip (the one
+    dialogue whose label count differs from its turn count is left out)."""
+    import zipfile
+
+    with zipfile.ZipFile(data_path(f"dailydialog-{split}")) as z:
+        def lines(kind):
+            return z.read(f"{split}/dialogues_{kind}{split}.txt").decode("utf-8").splitlines()
+        texts, emotions, acts = lines(""), lines("emotion_"), lines("act_")
+    dialogues = []
+    for text, emotion, act in zip(texts, emotions, acts, strict=True):
+        turns = [t.strip() for t in text.split("__eou__") if t.strip()]
+        emotion, act = emotion.split(), act.split()
+        if len(turns) == len(emotion) == len(act):
+            dialogues.append([Turn(_detokenize(t), EMOTIONS[int(e)], ACTS[int(a) - 1])
+                              for t, e, a in zip(turns, emotion, act)])
+    return dialogues
 
 
 # ---------------------------------------------------------------------- splits and batches
