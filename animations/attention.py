@@ -12,7 +12,8 @@ import math
 
 from manim import *
 
-import model_numbers as nums
+import numbers_attention
+import shipped_model
 from style import *
 
 TEXT = "To be, or not to be"
@@ -55,10 +56,10 @@ class SelfAttention(CourseScene):
     gallery_at = 0.76
 
     def construct(self):
-        self.add(footnote(nums.provenance()))
-        att = nums.all_attention(TEXT)
+        self.add(footnote(shipped_model.provenance()))
+        att = numbers_attention.all_attention(TEXT)
         layer, head = pick_head(att, QUERY_POS)
-        d = nums.qkv_for(TEXT, layer, head, QUERY_POS)
+        d = numbers_attention.qkv_for(TEXT, layer, head, QUERY_POS)
         self.d, self.layer, self.head = d, layer, head
         self.show_title("Self-attention: one query",
                         f"layer {layer + 1}, head {head + 1} of the shipped model, "
@@ -206,7 +207,7 @@ class SelfAttention(CourseScene):
 
     def attention_map(self):
         self.clear_stage()
-        a = nums.attention(TEXT, self.layer, self.head)
+        a = numbers_attention.attention(TEXT, self.layer, self.head)
         T = len(a["tokens"])
         masked = [[a["weights"][i][j] if j <= i else None for j in range(T)] for i in range(T)]
         brightest = max(v for row in masked[1:] for v in row if v is not None)  # row 0 is always 1

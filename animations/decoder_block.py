@@ -10,8 +10,8 @@ of blocks, the final LayerNorm, the LM head and the softmax's most likely next t
 
 from manim import *
 
-import model_numbers as nums
-import numbers_extra as extra
+import numbers_block
+import shipped_model
 from style import *
 
 SENTENCE = "To be, or"
@@ -53,7 +53,7 @@ class DecoderBlock(CourseScene):
     gallery_at = 0.58
 
     def construct(self):
-        self.add(footnote(nums.provenance()))
+        self.add(footnote(shipped_model.provenance()))
         self.inside_block()
         self.clear_stage()
         self.the_stack()
@@ -61,7 +61,7 @@ class DecoderBlock(CourseScene):
     # ------------------------------------------------------------------ one block, stage by stage
 
     def inside_block(self):
-        data = extra.block_stages(SENTENCE, LAYER, -1)
+        data = numbers_block.block_stages(SENTENCE, LAYER, -1)
         tok = show_token(data["tokens"][data["pos"]])
         self.show_title(f"Inside decoder block {LAYER + 1}",
                         f"the last token “{tok}”: its vector on the residual stream, "
@@ -164,7 +164,7 @@ class DecoderBlock(CourseScene):
     # ------------------------------------------------------------------ the whole model
 
     def the_stack(self):
-        data = extra.stack_and_head(SENTENCE, -1, 5)
+        data = numbers_block.stack_and_head(SENTENCE, -1, 5)
         tok = show_token(data["tokens"][data["pos"]])
         n = data["n_layer"]
         self.show_title("The whole model", f"{n} blocks, then LayerNorm, the LM head and a softmax")

@@ -12,8 +12,8 @@ import math
 
 from manim import *
 
-import model_numbers as nums
-import numbers_extra as extra
+import numbers_sampling
+import shipped_model
 from style import *
 
 # Prompts to draw from: the first where beam search beats greedy is shown (the point of beam
@@ -46,7 +46,7 @@ def edge(a: Mobject, b: Mobject, color=MUTED, width: float = 2) -> Line:
 
 def pick_example() -> dict:
     """decoding_paths of the first prompt in PROMPTS where beam search finds a likelier text than greedy."""
-    runs = [extra.decoding_paths(p, steps=STEPS, k=K, beam_width=BEAM_WIDTH, seed=SEED) for p in PROMPTS]
+    runs = [numbers_sampling.decoding_paths(p, steps=STEPS, k=K, beam_width=BEAM_WIDTH, seed=SEED) for p in PROMPTS]
     for d in runs:
         if d["beam"]["results"][0]["logprob"] > d["greedy"]["logprob"] + 1e-6:
             return d
@@ -63,7 +63,7 @@ class DecodingStrategies(CourseScene):
     def construct(self):
         self.data = pick_example()
         self.prompt = self.data["prompt"]
-        self.add(footnote(nums.provenance()))
+        self.add(footnote(shipped_model.provenance()))
         self.show_title("Decoding strategies", "which character comes next? three ways to choose")
         self.root = token_box(self.prompt, ACCENT, font_size=SMALL_SIZE, height=0.6, raw=True)
         self.root.move_to([ROOT_X, ROW_Y0 - ROW_DY, 0])

@@ -9,7 +9,8 @@ and the columns are their real rows (the first few of the 128 dimensions).
 
 from manim import *
 
-import model_numbers as nums
+import numbers_tokens
+import shipped_model
 from style import *
 
 TEXT = "Romeo"   # 'o' twice: the same token vector, two different positions
@@ -24,10 +25,10 @@ class EmbeddingsAndPositions(CourseScene):
     gallery_at = 0.72
 
     def construct(self):
-        self.add(footnote(nums.provenance()))
+        self.add(footnote(shipped_model.provenance()))
         self.show_title("Embeddings and positions", "an id picks a row of a table of learned numbers")
-        emb = nums.embeddings(TEXT)
-        info = nums.model_info()
+        emb = numbers_tokens.embeddings(TEXT)
+        info = shipped_model.model_info()
         T = len(emb["ids"])
         vmax = max(abs(v) for key in ("wte", "wpe", "sum") for row in emb[key] for v in row[:DIMS])
 
@@ -41,7 +42,7 @@ class EmbeddingsAndPositions(CourseScene):
                   LaggedStart(*[FadeIn(i) for i in ids], lag_ratio=0.1), run_time=1.2)
 
         # token embeddings: a row of wte per id
-        wte = nums.embedding_table("wte")["rows"]
+        wte = numbers_tokens.embedding_table("wte")["rows"]
         table, table_label = self.table(wte, f"token table  wte\n{info['vocab_size']} tokens × {info['n_embd']} dims")
         note = caption(f"Each id picks its row of the token table ({info['n_embd']} learned numbers; "
                        f"the first {DIMS} are drawn, red > 0 > blue)")
@@ -66,7 +67,7 @@ class EmbeddingsAndPositions(CourseScene):
             note = same_note
 
         # position embeddings: a row of wpe per position
-        wpe = nums.embedding_table("wpe")["rows"]
+        wpe = numbers_tokens.embedding_table("wpe")["rows"]
         pos_table, pos_label = self.table(wpe, f"position table  wpe\n{info['block_size']} positions × {info['n_embd']} dims")
         pos_note = caption("Each position picks its row of a second table, learned the same way")
         self.play(FadeOut(table), FadeOut(table_label), FadeIn(pos_table), FadeIn(pos_label),

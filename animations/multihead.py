@@ -13,8 +13,8 @@ import math
 
 from manim import *
 
-import model_numbers as nums
-import numbers_extra as extra
+import numbers_attention
+import shipped_model
 from style import *
 
 SENTENCE = "To be, or"   # short enough for a readable 9 x 9 matrix
@@ -88,10 +88,10 @@ class CausalMask(CourseScene):
     gallery_at = 0.93
 
     def construct(self):
-        data = extra.masked_scores(SENTENCE, *focused_head(nums.all_attention(SENTENCE)))
+        data = numbers_attention.masked_scores(SENTENCE, *focused_head(numbers_attention.all_attention(SENTENCE)))
         tokens, scores, weights = data["tokens"], data["masked"], data["weights"]
         T = len(tokens)
-        self.add(footnote(nums.provenance()))
+        self.add(footnote(shipped_model.provenance()))
         self.show_title("The causal mask", "a token may look at itself and the past, never the future")
 
         # ------------------------------------------------------------ the empty matrix
@@ -192,11 +192,11 @@ class MultiHeadAttention(CourseScene):
     gallery_at = 0.5
 
     def construct(self):
-        layer = most_varied_layer(nums.all_attention(SENTENCE))
-        data = extra.head_outputs(SENTENCE, layer, -1)
+        layer = most_varied_layer(numbers_attention.all_attention(SENTENCE))
+        data = numbers_attention.head_outputs(SENTENCE, layer, -1)
         tokens, H, D, C = data["tokens"], data["n_head"], data["d_head"], data["n_embd"]
         T, pos = len(tokens), data["pos"]
-        self.add(footnote(nums.provenance()))
+        self.add(footnote(shipped_model.provenance()))
         self.show_title("Multi-head attention",
                         f"layer {layer + 1}: {H} heads read the same tokens, each in its own way")
 

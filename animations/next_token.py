@@ -8,7 +8,9 @@ The probabilities are the shipped model's own, for a real prompt; the picks are 
 
 from manim import *
 
-import model_numbers as nums
+import numbers_sampling
+import numbers_tokens
+import shipped_model
 from style import *
 
 PROMPT = "JULIET:\nO Rome"
@@ -29,7 +31,7 @@ class NextTokenLoop(CourseScene):
     gallery_at = 0.42
 
     def construct(self):
-        self.add(footnote(nums.provenance()))
+        self.add(footnote(shipped_model.provenance()))
         self.show_title("Predicting the next token", "predict → pick → append → repeat")
         self.loop()
         self.clear_stage()
@@ -39,12 +41,13 @@ class NextTokenLoop(CourseScene):
     # ------------------------------------------------------------------ the generation loop
 
     def context_row(self, text: str) -> TokenRow:
-        tokens = nums.char_ids(text)["tokens"]
+        tokens = numbers_tokens.char_ids(text)["tokens"]
         return TokenRow(tokens, font_size=BODY_SIZE, height=0.55).move_to(UP * 1.55)
 
     def loop(self):
-        info = nums.model_info()
-        data = nums.generation_steps(PROMPT, steps=STEPS, temperature=SAMPLING_TEMPERATURE, k=TOP_K, seed=SEED)
+        info = shipped_model.model_info()
+        data = numbers_sampling.generation_steps(PROMPT, steps=STEPS, temperature=SAMPLING_TEMPERATURE, k=TOP_K,
+                                                 seed=SEED)
         row = self.context_row(PROMPT)
         row_label = make_text("context", font_size=SMALL_SIZE, color=MUTED).next_to(row, UP, buff=0.15)
         model = model_box("GPT", width=2.6, height=1.5,
@@ -102,9 +105,9 @@ class NextTokenLoop(CourseScene):
 
     def temperature(self):
         self.show_title("Temperature", "divide the scores by T before the softmax")
-        data = nums.temperature_sweep(TEMPERATURE_PROMPT, temperatures=list(TEMPERATURES), k=TOP_K)
+        data = numbers_sampling.temperature_sweep(TEMPERATURE_PROMPT, temperatures=list(TEMPERATURES), k=TOP_K)
         prompt = VGroup(make_text("after", font_size=SMALL_SIZE, color=MUTED),
-                        TokenRow(nums.char_ids(TEMPERATURE_PROMPT)["tokens"], height=0.5, font_size=SMALL_SIZE + 2))
+                        TokenRow(numbers_tokens.char_ids(TEMPERATURE_PROMPT)["tokens"], height=0.5, font_size=SMALL_SIZE + 2))
         prompt.arrange(RIGHT, buff=0.25).move_to(UP * 1.7)
         rule = formula("p_i = exp(z_i / T) / Σ_j exp(z_j / T)", r"p_i = \frac{e^{z_i/T}}{\sum_j e^{z_j/T}}",
                        font_size=SMALL_SIZE + 2, color=FG).move_to(UP * 1.0)

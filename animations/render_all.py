@@ -9,8 +9,8 @@ Each scene is rendered in its own ``manim`` process (as ``manim -q<q> animations
 its video is copied to ``animations/videos/<Scene>.mp4`` (where the notebooks'
 ``minigpt.viz.video.show_animation`` looks) and a still to ``animations/gallery/<Scene>.png``.
 The still is taken from the video at ``gallery_at`` (a fraction of its length, a class
-attribute of the scene; the last frame when unset). Scene names and files come from
-``minigpt.viz.video.SCENES``. Intermediate files go to ``media/`` (git-ignored).
+attribute of the scene; the last frame when unset). ``SCENES`` below lists every scene and its
+file. Intermediate files go to ``media/`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -30,11 +30,25 @@ VIDEOS = HERE / "videos"
 GALLERY = HERE / "gallery"
 QUALITIES = {"l": "480p15", "m": "720p30", "h": "1080p60", "p": "1440p60", "k": "2160p60"}
 
-try:
-    from minigpt.viz.video import SCENES
-except ImportError:  # not pip-installed: use the package beside this folder
-    sys.path.insert(0, str(REPO))
-    from minigpt.viz.video import SCENES
+# Every scene of the course, in course order: scene class -> the file beside this one that defines it.
+SCENES = {
+    "NextTokenLoop": "next_token.py",
+    "Tokenization": "tokenization.py",
+    "EmbeddingsAndPositions": "embeddings.py",
+    "SelfAttention": "attention.py",
+    "CausalMask": "multihead.py",
+    "MultiHeadAttention": "multihead.py",
+    "DecoderBlock": "decoder_block.py",
+    "Training": "training.py",
+    "DecodingStrategies": "decoding.py",
+}
+
+
+def render_command(scene: str, quality: str = "m") -> str:
+    """The Manim CLI command, run from the repository root, that renders ``scene`` (quality l, m, h, p or k)."""
+    if scene not in SCENES:
+        raise ValueError(f"no scene named {scene!r}; known scenes: {', '.join(SCENES)}")
+    return f"manim -q{quality} animations/{SCENES[scene]} {scene}"
 
 
 def gallery_at(scene: str) -> float:

@@ -10,7 +10,8 @@ three UTF-8 bytes, and a tokenizer that learned its merges from English keeps th
 
 from manim import *
 
-import model_numbers as nums
+import numbers_tokens
+import shipped_model
 from style import *
 
 SENTENCE = "To be, or not to be"
@@ -52,7 +53,7 @@ class Tokenization(CourseScene):
     gallery_at = 0.62
 
     def construct(self):
-        self.add(footnote(nums.provenance()))
+        self.add(footnote(shipped_model.provenance()))
         self.show_title("Tokenization", "text → pieces (tokens) → integer ids")
         sentence = make_text(f"“{SENTENCE}”", font_size=36).move_to(UP * 1.9)
         self.play(Write(sentence), run_time=1.0)
@@ -65,7 +66,7 @@ class Tokenization(CourseScene):
     # ------------------------------------------------------------------ one id per character
 
     def characters(self):
-        chars = nums.char_ids(SENTENCE)
+        chars = numbers_tokens.char_ids(SENTENCE)
         row = TokenRow(chars["tokens"], max_width=config.frame_width - 1.0).move_to(UP * 0.5)
         ids = row.ids_below(chars["ids"])
         note = caption(f"The course's model reads characters: a vocabulary of {chars['vocab_size']} "
@@ -78,7 +79,7 @@ class Tokenization(CourseScene):
     # ------------------------------------------------------------------ byte-level BPE, merge by merge
 
     def bpe(self):
-        data = nums.bpe_merges(SENTENCE)
+        data = numbers_tokens.bpe_merges(SENTENCE)
         heading = make_text(f"Byte-level BPE, {data['num_merges']} merges learned from Tiny Shakespeare",
                             font_size=SUBTITLE_SIZE, color=MUTED).move_to(UP * 1.15)
         row = chunk_row(data["start"]["tokens"], data["start"]["ids"]).move_to(UP * 0.2)
@@ -141,8 +142,8 @@ class Tokenization(CourseScene):
     # ------------------------------------------------------------------ Chinese: bytes become tokens
 
     def chinese(self):
-        chars = nums.utf8_bytes(CHINESE)
-        data = nums.bpe_merges(CHINESE)
+        chars = numbers_tokens.utf8_bytes(CHINESE)
+        data = numbers_tokens.bpe_merges(CHINESE)
         line = make_text(CHINESE, font_size=44).move_to(UP * 1.9)
         self.play(FadeIn(line), run_time=0.6)
 
@@ -180,7 +181,7 @@ class Tokenization(CourseScene):
                    f"cost {len(data['final_ids'])} tokens" if merged == 0 else
                    f"The Tiny Shakespeare BPE merges only {merged} pair(s) here: {len(chars)} characters "
                    f"→ {len(data['final_ids'])} tokens")
-        english = nums.bpe_merges(SENTENCE)
+        english = numbers_tokens.bpe_merges(SENTENCE)
         note2 = caption(verdict + f" (English: {len(SENTENCE) / len(english['final_ids']):.1f} characters per token)")
         self.play(LaggedStart(*[FadeIn(i, shift=0.1 * UP) for i in ids], lag_ratio=0.05), FadeIn(label_ids),
                   FadeOut(note), FadeIn(note2), run_time=1.5)

@@ -12,8 +12,8 @@ import math
 
 from manim import *
 
-import model_numbers as nums
-import numbers_extra as extra
+import numbers_training
+import shipped_model
 from style import *
 
 LINE = "To be, or not to be"
@@ -33,7 +33,7 @@ class Training(CourseScene):
     gallery_at = 0.36
 
     def construct(self):
-        self.add(footnote(nums.provenance()))
+        self.add(footnote(shipped_model.provenance()))
         self.teacher_forcing()
         self.clear_stage()
         self.backward_and_clipping()
@@ -43,7 +43,7 @@ class Training(CourseScene):
     # ------------------------------------------------------------------ inputs, targets, loss per position
 
     def teacher_forcing(self):
-        data = extra.position_losses(LINE)
+        data = numbers_training.position_losses(LINE)
         n = len(data["inputs"])
         self.show_title("Training: teacher forcing",
                         "every position learns to predict the character after it, all at once")
@@ -107,9 +107,9 @@ class Training(CourseScene):
     # ------------------------------------------------------------------ backward pass and clipping
 
     def backward_and_clipping(self):
-        clip = extra.train_config_defaults()["grad_clip"] or 1.0
-        hist = extra.grad_norm_history(clip)
-        init = extra.gradient_norms(LINE, which="initial")
+        clip = numbers_training.train_config_defaults()["grad_clip"] or 1.0
+        hist = numbers_training.grad_norm_history(clip)
+        init = numbers_training.gradient_norms(LINE, which="initial")
         self.show_title("Gradients flow back", "backpropagation from the loss to every weight, then clipping")
 
         # left: the stack, loss on top, with the gradient's size in each part
@@ -199,8 +199,8 @@ class Training(CourseScene):
     # ------------------------------------------------------------------ the loss curve
 
     def loss_curve(self):
-        data = nums.loss_curve()
-        _, tok = nums.model_and_tokenizer()
+        data = numbers_training.loss_curve()
+        _, tok = shipped_model.model_and_tokenizer()
         iters, loss = data["iter"], data["loss"]
         self.show_title("The loss falls", "the curve recorded while the shipped model trained")
         x_max = max(iters[-1] if iters else 1, data["eval_iter"][-1] if data["eval_iter"] else 1)

@@ -5,6 +5,8 @@ Each scene runs in its own ``manim`` process, as a learner would run it
 the last frame, so this checks the whole scene's code and layout without encoding a video.
 """
 
+import ast
+import importlib
 import importlib.util
 import os
 import subprocess
@@ -13,14 +15,57 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 
-from minigpt.viz.video import SCENES
+import minigpt as mg
 
 REPO = Path(__file__).resolve().parent.parent
 ANIMATIONS = REPO / "animations"
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("manim") is None,
-                                reason="manim is not installed (pip install manim) so no scene can render")
+
+def _load(name: str):
+    """A module of animations/ by file, as manim loads a scene's file (without importing its siblings)."""
+    spec = importlib.util.spec_from_file_location(f"animations_{name}", ANIMATIONS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+render_all = _load("render_all")
+SCENES = render_all.SCENES
+
+needs_manim = pytest.mark.skipif(importlib.util.find_spec("manim") is None,
+                                 reason="manim is not installed (pip install manim) so no scene can render")
+
+
+def test_every_scene_is_defined_in_its_file_and_has_a_command():
+    for scene, filename in SCENES.items():
+        tree = ast.parse((ANIMATIONS / filename).read_text(encoding="utf-8"))
+        assert scene in {n.name for n in tree.body if isinstance(n, ast.ClassDef)}, f"{filename} lacks {scene}"
+        assert render_all.render_command(scene, "l") == f"manim -ql animations/{filename} {scene}"
+        assert (ANIMATIONS / "videos" / f"{scene}.mp4").is_file(), f"{scene} has no rendered video"
+    with pytest.raises(ValueError, match="known scenes"):
+        render_all.render_command("NoSuchScene")
+
+
+@needs_manim
+def test_the_first_probability_on_screen_is_the_models_own(monkeypatch):
+    """NextTokenLoop's first bar: the token the shipped model finds most likely after the prompt,
+    with its percentage as drawn, against the model run directly."""
+    monkeypatch.syspath_prepend(str(ANIMATIONS))  # what manim does for the scene it renders
+    scene = importlib.import_module("next_token")
+    step = scene.numbers_sampling.generation_steps(scene.PROMPT, steps=1, temperature=scene.SAMPLING_TEMPERATURE,
+                                                   k=scene.TOP_K, seed=scene.SEED)["steps"][0]
+    bars = scene.bars_for(step["tokens"], step["probs"])
+    shown_token, shown_percent = bars.labels[0].text, bars.percents[0].text
+
+    model, tok = mg.pretrained.load("shakespeare-char")
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([tok.encode(scene.PROMPT)])).logits[0, -1], dim=-1)
+    p, i = probs.max(dim=0)
+    assert shown_token == scene.show_token(tok.token_str(int(i)))
+    decimals = len(shown_percent.rstrip("%").partition(".")[2])
+    assert shown_percent == f"{100 * float(p):.{decimals}f}%"
 
 
 def _render_last_frame(scene: str, media: Path) -> Path:
@@ -51,6 +96,7 @@ def renders(tmp_path_factory):
     pool.shutdown(wait=True, cancel_futures=True)
 
 
+@needs_manim
 @pytest.mark.parametrize("scene", list(SCENES))
 def test_scene_renders_a_picture(scene, renders):
     import numpy as np

@@ -327,6 +327,13 @@ def test_bpe_decode_errors(bpe):
         bpe.encode("ok \ud800")
 
 
+def test_split_gives_the_chunks_that_merges_stay_inside(bpe):
+    text = "Hello world, it's 2024!\n  ok"
+    chunks = bpe.split(text)
+    assert "".join(chunks) == text and len(chunks) > 5
+    assert [i for c in chunks for i in bpe.encode(c)] == bpe.encode(text)
+
+
 def test_custom_pattern_never_loses_text():
     tok = BPETokenizer(pattern=r"[a-z]+")  # matches only lowercase words; the rest is kept as chunks
     text = "Hi there, 世界!"

@@ -598,13 +598,15 @@ def test_bertviz_missing_says_how_to_install(model, tok, monkeypatch):
 
 # --------------------------------------------------------------------------- videos
 
-def test_every_scene_has_a_file_and_a_command():
+def test_videos_are_found_in_the_checkout_the_package_is_installed_from(monkeypatch):
+    from pathlib import Path
+
     from minigpt.viz import video
 
-    for scene, filename in video.SCENES.items():
-        assert (video.ANIMATIONS / filename).is_file()
-        assert video.render_command(scene, "l") == f"manim -ql animations/{filename} {scene}"
-    with pytest.raises(ValueError, match="known scenes"):
+    monkeypatch.delenv("MINIGPT_VIDEOS", raising=False)
+    assert video.videos_folder() == Path(video.__file__).resolve().parents[2] / "animations" / "videos"
+    assert video.video_path("SelfAttention").name == "SelfAttention.mp4"   # rendered and committed
+    with pytest.raises(FileNotFoundError, match="render_all.py --scenes NoSuchScene"):
         video.video_path("NoSuchScene")
 
 
@@ -615,9 +617,9 @@ def test_show_animation_displays_the_video_once_or_says_how_to_render(tmp_path, 
 
     shown = []
     monkeypatch.setattr(IPython.display, "display", shown.append)
-    monkeypatch.setattr(video, "ANIMATIONS", tmp_path)
+    monkeypatch.setenv("MINIGPT_VIDEOS", str(tmp_path / "videos"))
     assert video.show_animation("SelfAttention") is None      # not rendered: the command instead
-    assert not shown and "manim -qm animations/attention.py SelfAttention" in capsys.readouterr().out
+    assert not shown and "render_all.py --scenes SelfAttention" in capsys.readouterr().out
     (tmp_path / "videos").mkdir()
     (tmp_path / "videos" / "SelfAttention.mp4").write_bytes(b"\x00")
     assert video.show_animation("SelfAttention") is None      # None: a cell ending in it shows one video
