@@ -15,10 +15,85 @@ import sys
 from pathlib import Path
 
 
-def _add_train_args(p: argparse.ArgumentParser) -> None:
-    from .train import TrainConfig
+# Help for the flags built from TrainConfig's and GPTConfig's fields (one flag per field, same name
+# with dashes, same default). Fields missing here still get a flag, described by their name.
+_HELP = {
+    # the model (GPTConfig)
+    "block_size": "context length in tokens",
+    "n_layer": "number of decoder blocks",
+    "n_head": "attention heads per block",
+    "n_embd": "width of the residual stream",
+    "dropout": "dropout probability",
+    "bias": "biases in Linear layers and LayerNorms, as in GPT-2",
+    "n_kv_head": "key-value heads; fewer than the attention heads is grouped-query attention (default: as many)",
+    "norm": "layernorm or rmsnorm",
+    "norm_eps": "added to the variance (or mean square) inside the norm",
+    "positions": "learned or rope",
+    "rope_base": "RoPE's base: the slowest rotation turns once in about 2 pi x this many positions",
+    "mlp": "gelu or swiglu",
+    "mlp_hidden": "width inside the MLP (default: 4 x the residual width)",
+    "tie_weights": "the LM head reuses the token embedding matrix",
+    # training (TrainConfig)
+    "max_iters": "optimizer steps in total (a resumed run counts the steps already done)",
+    "batch_size": "sequences per micro-batch (per process under torchrun)",
+    "learning_rate": "peak learning rate, reached at the end of warm-up",
+    "min_lr": "learning rate at the end of the cosine decay",
+    "warmup_iters": "steps of linear warm-up from 0 to the peak learning rate",
+    "lr_decay_iters": "step where the cosine reaches the minimum learning rate (default: the last step)",
+    "weight_decay": "AdamW weight decay on matrices and embeddings, never on biases or norms",
+    "beta1": "AdamW's beta1",
+    "beta2": "AdamW's beta2",
+    "grad_clip": "clip the global gradient norm to this; 0 turns clipping off",
+    "grad_accum_steps": "micro-batches accumulated per step; effective batch = batch size x this",
+    "eval_interval": "evaluate on train and validation splits every N steps",
+    "eval_iters": "batches averaged per split at each evaluation",
+    "log_interval": "refresh the progress bar figures every N steps",
+    "checkpoint_interval": "save OUT_DIR/ckpt.pt every N steps (default: at every evaluation)",
+    "out_dir": "folder for ckpt.pt; without it nothing is saved",
+    "device": "auto (CUDA if present, else CPU), cpu, cuda, cuda:1, mps",
+    "dtype": "autocast dtype; auto = bfloat16 on CUDA, float32 elsewhere",
+    "compile": "torch.compile the model (worth it on CUDA)",
+    "seed": "random seed",
+    "progress": "a progress bar; without it, one log line per evaluation",
+}
+# Older spellings that keep working.
+_ALIASES = {"learning_rate": ["--lr"], "grad_accum_steps": ["--grad-accum"]}
 
-    d = TrainConfig()
+
+def add_config_flags(group, config_class, skip=(), choices=None) -> None:
+    """One flag per field of the dataclass ``config_class`` (``--field-name``, the field's default
+    and type), so that names and defaults are written once, in the config. A bool field that
+    defaults to True becomes ``--no-field-name``; one that defaults to False, ``--field-name``."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(config_class)
+    for f in dataclasses.fields(config_class):
+        if f.name in skip:
+            continue
+        default = f.default
+        kind = hints[f.name]
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if args:  # Optional[int], str | Path ...: the last one converts the command line's string
+            kind = args[-1]
+        flag = "--" + f.name.replace("_", "-")
+        help_text = _HELP.get(f.name, f"{config_class.__name__}.{f.name}")
+        if kind is bool:
+            if default:
+                group.add_argument("--no-" + flag[2:], dest=f.name, action="store_false", help=f"turn off: {help_text}")
+            else:
+                group.add_argument(flag, dest=f.name, action="store_true", help=help_text)
+            continue
+        names = [flag, *_ALIASES.get(f.name, [])]
+        extra = {"choices": choices[f.name]} if choices and f.name in choices else {}
+        shown = "" if default is None else " (default: %(default)s)"
+        group.add_argument(*names, dest=f.name, type=kind, default=default, help=help_text + shown, **extra)
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    from .model import GPTConfig
+    from .train import _DTYPES, TrainConfig
+
     data = p.add_argument_group("data")
     src = data.add_mutually_exclusive_group()
     src.add_argument("--data", default="tinyshakespeare",
@@ -30,46 +105,24 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                       help="BPE vocabulary size, 256 bytes + merges + special tokens (default: %(default)s)")
     data.add_argument("--val-fraction", type=float, default=0.1,
                       help="last fraction of the corpus held out for validation (default: %(default)s)")
-
-    model = p.add_argument_group("model")
-    model.add_argument("--block-size", type=int, default=128, help="context length in tokens (default: %(default)s)")
-    model.add_argument("--n-layer", type=int, default=4, help="number of decoder blocks (default: %(default)s)")
-    model.add_argument("--n-head", type=int, default=4, help="attention heads per block (default: %(default)s)")
-    model.add_argument("--n-embd", type=int, default=128, help="width of the residual stream (default: %(default)s)")
-    model.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default: %(default)s)")
-
-    opt = p.add_argument_group("optimisation")
-    opt.add_argument("--max-iters", type=int, default=d.max_iters, help="optimizer steps (default: %(default)s)")
-    opt.add_argument("--batch-size", type=int, default=d.batch_size,
-                     help="sequences per micro-batch (default: %(default)s)")
-    opt.add_argument("--grad-accum", type=int, default=d.grad_accum_steps,
-                     help="micro-batches accumulated per step; effective batch = batch-size x this (default: %(default)s)")
-    opt.add_argument("--lr", type=float, default=d.learning_rate, help="peak learning rate (default: %(default)s)")
-    opt.add_argument("--min-lr", type=float, default=d.min_lr, help="learning rate at the end of the cosine decay (default: %(default)s)")
-    opt.add_argument("--warmup-iters", type=int, default=d.warmup_iters,
-                     help="steps of linear warm-up from 0 to --lr (default: %(default)s)")
-    opt.add_argument("--weight-decay", type=float, default=d.weight_decay,
-                     help="AdamW weight decay on matrices and embeddings, never on biases or norms (default: %(default)s)")
-    opt.add_argument("--grad-clip", type=float, default=d.grad_clip,
-                     help="clip the global gradient norm to this; 0 turns clipping off (default: %(default)s)")
-
+    add_config_flags(p.add_argument_group("model"), GPTConfig, skip={"vocab_size"})
+    # TrainConfig.block_size (train on shorter windows than the model's) stays at None: the model's.
+    add_config_flags(p.add_argument_group("training"), TrainConfig, skip={"block_size"},
+                     choices={"dtype": ("auto", *_DTYPES)})
     run = p.add_argument_group("run")
-    run.add_argument("--eval-interval", type=int, default=d.eval_interval,
-                     help="evaluate on train and validation splits every N steps (default: %(default)s)")
-    run.add_argument("--eval-iters", type=int, default=d.eval_iters,
-                     help="batches averaged per evaluation (default: %(default)s)")
-    run.add_argument("--out-dir", type=Path, help="folder for ckpt.pt; without it nothing is saved")
     run.add_argument("--resume", action="store_true", help="continue from OUT_DIR/ckpt.pt exactly where it stopped")
     run.add_argument("--export", type=Path,
                      help="after training, write a small weights-only file here (model, tokenizer, history)")
-    run.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, mps (default: %(default)s)")
-    run.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
-                     help="autocast dtype; auto = bfloat16 on CUDA, float32 on CPU (default: %(default)s)")
-    run.add_argument("--compile", action="store_true", help="torch.compile the model (worth it on CUDA)")
-    run.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar, one log line per eval")
-    run.add_argument("--fast", action="store_true", help="tiny run for a smoke test (as MINIGPT_FAST=1): 2 layers, 32 wide, "
-                     "at most 30 steps on a slice of the corpus")
+    run.add_argument("--fast", action="store_true", help="tiny run for a smoke test (as MINIGPT_FAST=1): 2 layers, "
+                     "32 wide, at most 30 steps on a slice of the corpus")
+
+
+def _config_from_args(config_class, args, **overrides):
+    """The ``config_class`` the flags describe (fields without a flag keep their defaults)."""
+    import dataclasses
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_class) if hasattr(args, f.name)}
+    return config_class(**{**values, **overrides})
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -208,16 +261,10 @@ def cmd_train(args) -> None:
         tok = BPETokenizer.train(text, vocab_size=args.vocab_size)
     ids = torch.tensor(tok.encode(text), dtype=torch.long)
     train_ids, val_ids = data.split(ids, val_fraction=args.val_fraction)
-    config = GPTConfig(vocab_size=tok.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
-                       n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout)
+    config = _config_from_args(GPTConfig, args, vocab_size=tok.vocab_size)
     torch.manual_seed(args.seed)
     model = GPT(config)
-    tc = TrainConfig(max_iters=args.max_iters, batch_size=args.batch_size, grad_accum_steps=args.grad_accum,
-                     learning_rate=args.lr, min_lr=args.min_lr, warmup_iters=args.warmup_iters,
-                     weight_decay=args.weight_decay, grad_clip=args.grad_clip,
-                     eval_interval=args.eval_interval, eval_iters=args.eval_iters, out_dir=args.out_dir,
-                     device=args.device, dtype=args.dtype, compile=args.compile, seed=args.seed,
-                     progress=not args.no_progress)
+    tc = _config_from_args(TrainConfig, args, block_size=None)
     trainer = Trainer(model, train_ids, val_ids, tc, tokenizer=tok)
     print(f"training {model.num_params():,} parameters on {len(train_ids):,} tokens "
           f"({tok.__class__.__name__}, vocab {tok.vocab_size}) on {trainer.device}")

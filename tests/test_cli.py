@@ -96,3 +96,33 @@ def test_help_explains_every_option(command):
             has_help = len(" ".join(words[1:]).strip()) > len(words[0]) or (
                 i + 1 < len(lines) and lines[i + 1].startswith(" " * 10) and not lines[i + 1].strip().startswith("--"))
             assert has_help, f"`{command} --help` gives no explanation for {words[0]}"
+
+
+def test_train_flags_come_from_the_configs():
+    """One flag per TrainConfig and GPTConfig field, with the config's default; older spellings still work."""
+    import dataclasses
+
+    from minigpt.__main__ import _config_from_args, build_parser
+    from minigpt.model import GPTConfig
+    from minigpt.train import TrainConfig
+
+    parser = build_parser()
+    args = parser.parse_args(["train"])
+    for cls, skip in ((TrainConfig, {"block_size"}), (GPTConfig, {"vocab_size"})):
+        for f in dataclasses.fields(cls):
+            if f.name not in skip:
+                assert getattr(args, f.name) == f.default, f"--{f.name.replace('_', '-')} default"
+    assert _config_from_args(TrainConfig, args, block_size=None) == TrainConfig()
+    old = parser.parse_args(["train", "--lr", "2e-3", "--grad-accum", "3", "--no-progress", "--compile"])
+    new = parser.parse_args(["train", "--learning-rate", "2e-3", "--grad-accum-steps", "3", "--no-progress",
+                             "--compile"])
+    assert vars(old) == vars(new)
+    tc = _config_from_args(TrainConfig, new)
+    assert (tc.learning_rate, tc.grad_accum_steps, tc.progress, tc.compile) == (2e-3, 3, False, True)
+    gc = _config_from_args(GPTConfig, parser.parse_args(["train", "--n-layer", "2", "--no-bias"]), vocab_size=10)
+    assert (gc.n_layer, gc.bias, gc.vocab_size, gc.n_embd) == (2, False, 10, GPTConfig().n_embd)
+
+
+def test_bad_flag_values_are_errors_not_tracebacks(capsys):
+    assert main(["train", "--fast", "--no-progress", "--learning-rate", "-1"]) == 2
+    assert "learning_rate" in capsys.readouterr().err
