@@ -380,3 +380,69 @@ def test_resume_warns_when_a_longer_run_stretches_the_schedule(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the same schedule, only longer: nothing to say
         make_trainer(cfg=config(max_iters=8, lr_decay_iters=4, out_dir=tmp_path)).resume()
+
+
+def test_ctrl_c_during_a_step_lets_it_finish_then_saves(tmp_path, capsys):
+    """A real SIGINT in the middle of step 3 (between forward and backward): the step completes,
+    the checkpoint holds 3 whole steps, and resuming from it is exact."""
+    import signal
+
+    straight_model = tiny_gpt()
+    straight = make_trainer(straight_model, config(max_iters=6)).fit()
+
+    model = tiny_gpt()
+
+    def ctrl_c_in_step_3(module, args, output):
+        if trainer.step == 2 and module.training:
+            os.kill(os.getpid(), signal.SIGINT)  # delivered at once, to the main thread
+        return output
+
+    hook = model.register_forward_hook(ctrl_c_in_step_3)
+    trainer = make_trainer(model, config(max_iters=6, out_dir=tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    hook.remove()
+    assert trainer.step == 3 and load_checkpoint(tmp_path)["step"] == 3
+    assert "interrupted at step 3" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back after fit()
+    resumed_model = tiny_gpt(seed=5)
+    resumed = make_trainer(resumed_model, config(max_iters=6, out_dir=tmp_path)).fit(resume=True)
+    assert same_weights(resumed_model, straight_model) and resumed["loss"] == straight["loss"]
+
+
+def test_resumes_a_checkpoint_written_with_a_scheduler(tmp_path):
+    """Checkpoints from before the Trainer set the learning rate itself hold LambdaLR's state and
+    its 'initial_lr' in the optimizer's groups; they still resume, exactly."""
+    straight_model = tiny_gpt()
+    straight = make_trainer(straight_model, config(max_iters=8)).fit()
+    make_trainer(cfg=config(max_iters=4, lr_decay_iters=8, out_dir=tmp_path)).fit()
+    ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    ckpt["scheduler"] = {"base_lrs": [1e-3, 1e-3], "last_epoch": 4, "_step_count": 5, "_last_lr": [5e-4, 5e-4]}
+    for group in ckpt["optimizer"]["param_groups"]:
+        group.update(initial_lr=1e-3, lr=123.0, foreach=None, fused=None)  # whatever was saved, lr_at wins
+    torch.save(ckpt, tmp_path / "ckpt.pt")
+    resumed_model = tiny_gpt(seed=5)
+    resumed = make_trainer(resumed_model, config(max_iters=8, out_dir=tmp_path)).fit(resume=True)
+    assert same_weights(resumed_model, straight_model) and resumed["lr"] == straight["lr"]
+
+
+def test_the_shipped_weights_load_but_do_not_resume(tmp_path):
+    from minigpt import pretrained
+
+    model, tok = mg.pretrained.load("shakespeare-char")
+    ids_ = torch.tensor(tok.encode("ROMEO:\nBut soft, what light through yonder window breaks?\n" * 3))
+    trainer = Trainer(model, ids_, None, config(max_iters=1, block_size=16))
+    with pytest.raises(CheckpointError, match="weights only"):
+        trainer.resume(pretrained.path("shakespeare-char"))
+
+
+def test_evaluation_in_large_batches_is_the_mean_over_the_same_batches():
+    """evaluate() runs several batches per forward pass; the result is the mean loss of the
+    batches a one-at-a-time loop with the same generator would draw."""
+    trainer = make_trainer(cfg=config(eval_iters=6, batch_size=3))
+    got = trainer.evaluate()
+    g = torch.Generator().manual_seed(trainer.config.seed + 1_000_003 * 1 + 1)  # the val split's stream
+    trainer.model.eval()
+    with torch.no_grad():
+        losses = [trainer.model(*mg.data.get_batch(trainer.val_ids, 3, 16, generator=g)).loss for _ in range(6)]
+    assert got["val"] == pytest.approx(torch.stack(losses).mean().item(), rel=1e-5)
