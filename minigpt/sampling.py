@@ -26,7 +26,7 @@ Conventions shared by every function here (and by beam search):
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Iterator, NamedTuple, Optional
 
@@ -299,8 +299,9 @@ class Stops:
 
 @contextmanager
 def generating(model):
-    """The state every generator runs in: eval mode, no autograd."""
-    with torch.inference_mode(), eval_mode(model):
+    """The state every generator runs in: eval mode, no autograd. (A model already in eval mode is
+    left alone: switching modes walks every module, which ``stream`` would pay at every token.)"""
+    with torch.inference_mode(), (eval_mode(model) if model.training else nullcontext()):
         yield
 
 
