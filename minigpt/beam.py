@@ -130,7 +130,7 @@ def _reorder(cache, rows: torch.Tensor):
 
 def beam_search(model, tokenizer, prompt, beam_width: int = 5, max_new_tokens: int = 50,
                 length_penalty: float = 1.0, repetition_penalty: float = 1.0, stop=None,
-                record_tree: bool = False, device=None) -> BeamSearchResult:
+                record_tree: bool = False) -> BeamSearchResult:
     """Search a GPT for a likely continuation of the prompt, keeping the beam_width best partial
     texts at each step; ``search`` with ``gpt_step(model)``, in eval mode without autograd.
 
