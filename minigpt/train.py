@@ -171,6 +171,10 @@ class Trainer:
                 Under DDP they run in every process (the numbers are the same); use
                 ``trainer.is_main_process`` to act once.
     tokenizer:  stored in checkpoints when given, so ``load_model`` returns it with the model.
+    get_batch:  optional ``get_batch(data, batch_size, block_size, generator=, device=) -> (x, y)``
+                that draws batches instead of ``minigpt.data.get_batch``; train_ids and val_ids
+                are then whatever it reads (e.g. ``minigpt.sft.ChatData``: padded or packed
+                conversations whose targets are -100 where no loss is taken).
 
     ``raw_model`` is the GPT itself (its weights go into checkpoints); ``model`` is what forward
     passes go through: the same GPT, or its ``torch.compile``d version. Under torchrun, ``fit()``
@@ -184,7 +188,7 @@ class Trainer:
     """
 
     def __init__(self, model, train_ids, val_ids=None, config: TrainConfig | None = None,
-                 callbacks=(), tokenizer=None):
+                 callbacks=(), tokenizer=None, get_batch=None):
         self.config = config = TrainConfig() if config is None else config
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -210,9 +214,13 @@ class Trainer:
         if self.block_size > model.config.block_size:
             raise ValueError(f"TrainConfig.block_size ({self.block_size}) is longer than the model's "
                              f"block_size ({model.config.block_size}); use at most {model.config.block_size}")
-        # The token ids live on the training device, so a batch is an index and a gather there.
-        self.train_ids = self._check_ids(train_ids, "train_ids", model.config.vocab_size)
-        self.val_ids = None if val_ids is None else self._check_ids(val_ids, "val_ids", model.config.vocab_size)
+        self.get_batch = get_batch  # None: minigpt.data.get_batch, random windows of one token stream
+        if get_batch is None:
+            # The token ids live on the training device, so a batch is an index and a gather there.
+            self.train_ids = self._check_ids(train_ids, "train_ids", model.config.vocab_size)
+            self.val_ids = None if val_ids is None else self._check_ids(val_ids, "val_ids", model.config.vocab_size)
+        else:  # data that the caller's get_batch reads (and checks)
+            self.train_ids, self.val_ids = train_ids, val_ids
 
         self.raw_model = self.model = model.to(self.device)
         if config.compile:
@@ -270,6 +278,11 @@ class Trainer:
                              f"{self.block_size + 1}; use more text or a smaller block_size")
         check_ids_in_vocab(t, vocab_size, what)
         return t.to(self.device)
+
+    def _batch(self, data, batch_size: int, generator: torch.Generator):
+        """(x, y), each [batch_size, block_size], on the device: from the caller's get_batch, or random windows."""
+        draw = get_batch if self.get_batch is None else self.get_batch
+        return draw(data, batch_size, self.block_size, generator=generator, device=self.device)
 
     def _autocast(self):
         if self.dtype == torch.float32:
@@ -338,6 +351,8 @@ class Trainer:
         # forward pass (one larger matrix product instead of many small ones: faster on every device).
         # They are the same batches, drawn in the same order, and all equally long, so the mean is too.
         per_pass = max(1, min(n, _EVAL_LOGITS // (cfg.batch_size * self.block_size * self.raw_model.config.vocab_size)))
+        if self.get_batch is not None:
+            per_pass = 1  # the caller's batches may count different numbers of target tokens: one at a time
         splits = [("train", self.train_ids)] + ([("val", self.val_ids)] if self.val_ids is not None else [])
         out = {}
         with eval_mode(self.model):
@@ -346,7 +361,7 @@ class Trainer:
                 total = torch.zeros((), device=self.device)
                 for start in range(0, n, per_pass):
                     m = min(per_pass, n - start)
-                    x, y = get_batch(data, cfg.batch_size * m, self.block_size, generator=g, device=self.device)
+                    x, y = self._batch(data, cfg.batch_size * m, g)
                     with self._autocast():
                         total += self.model(x, targets=y).loss.float() * m
                 out[name] = total / n
@@ -592,8 +607,7 @@ class Trainer:
         ddp = isinstance(model, DistributedDataParallel)
         loss_sum = 0.0
         for micro in range(cfg.grad_accum_steps):
-            x, y = get_batch(self.train_ids, cfg.batch_size, self.block_size, generator=self.generator,
-                             device=self.device)
+            x, y = self._batch(self.train_ids, cfg.batch_size, self.generator)
             # DDP averages gradients in every backward(); during accumulation only the last one needs to.
             last = micro == cfg.grad_accum_steps - 1
             with model.no_sync() if ddp and not last else nullcontext():
