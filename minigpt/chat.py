@@ -107,6 +107,9 @@ def template_for(tokenizer) -> ChatML:
     """The chat template of a tokenizer: ChatML when it has <|im_start|> and <|im_end|>, with the
     default system prompt read from the model file's own template (``tokenizer.chat_template``)."""
     specials = getattr(tokenizer, "special_tokens", {}) or {}
+    if "<|assistant|>" in specials and "<|end|>" in specials:  # the course's own template (minigpt.sft)
+        from .sft import TEMPLATE
+        return TEMPLATE
     if "<|im_start|>" not in specials or "<|im_end|>" not in specials:
         raise ValueError("this tokenizer has no <|im_start|> / <|im_end|> tokens, so it is not a ChatML chat "
                          "model's; chat needs an instruction-tuned model such as smollm2-135m-instruct")
@@ -147,10 +150,12 @@ def render_tokens(tokenizer, messages, template: Optional[ChatML] = None,
     """Render the conversation token by token, with a label per token (see RenderedChat).
 
     Control tokens become their ids; everything a person wrote is encoded as plain text, so a
-    message that contains "<|im_end|>" cannot end its turn early. The ids equal
+    message that contains "<|im_end|>" cannot end its turn early. Otherwise the ids equal
     ``tokenizer.encode(template.render(messages), allowed_special="all")`` (a test holds them equal).
     """
     template = template or template_for(tokenizer)
+    if hasattr(template, "render_tokens"):  # a template that renders itself (minigpt.sft.RoleTokens)
+        return template.render_tokens(tokenizer, messages, add_generation_prompt)
     messages = template.with_system(check_messages(messages))
     start, end = tokenizer.special_tokens[template.start], tokenizer.special_tokens[template.end]
     last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
@@ -164,8 +169,14 @@ def render_tokens(tokenizer, messages, template: Optional[ChatML] = None,
     for i, m in enumerate(messages):
         label = "system" if m.role == "system" else "question" if i == last_user else "history"
         add([start], "template", i)
-        add(tokenizer.encode(f"{m.role}\n", allowed_special="none"), "template", i)
-        add(tokenizer.encode(m.content, allowed_special="none"), label, i)
+        # "role\ncontent" is encoded in one piece, as in the whole rendered text (a token may
+        # span the line break and the content's first spaces); a token that starts in "role\n"
+        # counts as template, the rest as the content.
+        head = len(f"{m.role}\n".encode("utf-8"))
+        at = 0
+        for t in tokenizer.encode(f"{m.role}\n{m.content}", allowed_special="none"):
+            add([t], "template" if at < head else label, i)
+            at += len(tokenizer.decode_bytes([t]))
         add([end], "template", i)
         add(tokenizer.encode("\n", allowed_special="none"), "template", i)
     if add_generation_prompt:
