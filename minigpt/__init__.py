@@ -30,7 +30,7 @@ _EXPORTS = {
     "pick_device": "runtime", "is_fast": "runtime", "seed_everything": "runtime",
 }
 _SUBMODULES = {"model", "tokenizer", "data", "sampling", "beam", "train", "checkpoint", "pretrained", "runtime", "viz",
-               "gguf", "chat"}
+               "gguf", "chat", "sft", "sft_measure"}
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
 

@@ -284,10 +284,46 @@ def cmd_export(args) -> None:
     print(f"wrote {args.to}")
 
 
+def cmd_finetune(args) -> None:
+    import os
+
+    from .sft import finetune_command
+
+    if args.fast:
+        os.environ["MINIGPT_FAST"] = "1"
+    finetune_command(args.base, args.data, export=args.export, packing=not args.padding, max_iters=args.max_iters,
+                     batch_size=args.batch_size, learning_rate=args.lr, min_lr=args.min_lr,
+                     warmup_iters=args.warmup_iters, eval_interval=args.eval_interval, eval_iters=args.eval_iters,
+                     out_dir=args.out_dir, device=args.device, seed=args.seed, progress=not args.no_progress,
+                     resume=args.resume)
+
+
+def _add_finetune_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", default="dailydialog-base",
+                   help="the base model: a shipped name or a checkpoint file (default: %(default)s)")
+    p.add_argument("--data", default="dailydialog", choices=("dailydialog", "instruction-data", "kdconv"),
+                   help="conversations to fine-tune on (default: %(default)s)")
+    p.add_argument("--padding", action="store_true", help="one conversation per row, padded (default: packed rows)")
+    p.add_argument("--max-iters", type=int, default=600, help="optimizer steps (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=16, help="rows per step (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate, below pretraining's (default: %(default)s)")
+    p.add_argument("--min-lr", type=float, default=5e-5, help="learning rate at the end (default: %(default)s)")
+    p.add_argument("--warmup-iters", type=int, default=30, help="warm-up steps (default: %(default)s)")
+    p.add_argument("--eval-interval", type=int, default=100, help="evaluate every N steps (default: %(default)s)")
+    p.add_argument("--eval-iters", type=int, default=20, help="batches per evaluation (default: %(default)s)")
+    p.add_argument("--out-dir", type=Path, help="folder for ckpt.pt; without it nothing is saved during training")
+    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/ckpt.pt")
+    p.add_argument("--export", type=Path, help="write the chat model here (model, tokenizer, history)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=1337, help="random seed (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar, one log line per eval")
+    p.add_argument("--fast", action="store_true", help="tiny run for a smoke test (as MINIGPT_FAST=1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m minigpt", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,chat,export}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,finetune,sample,chat,export}")
     p = sub.add_parser("train", help="train a GPT on a corpus",
                        description="Train a GPT on a corpus, with checkpoints you can resume. "
                                    "Launch with `torchrun --nproc_per_node N -m minigpt train ...` for data parallel.")
@@ -316,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(\\n for a new line; default: none)")
     _add_sampling_args(p, max_new_tokens=200)
     p.set_defaults(func=cmd_chat)
+    p = sub.add_parser("finetune", help="turn a base model into a chat model (supervised fine-tuning)",
+                       description="Add the chat template's tokens to a base model and fine-tune it on "
+                                   "conversations, with the loss on the assistant's tokens only.")
+    _add_finetune_args(p)
+    p.set_defaults(func=cmd_finetune)
     p = sub.add_parser("export", help="strip a training checkpoint down to a small weights file",
                        description="Write model, tokenizer and loss history, without optimizer state.")
     p.add_argument("--checkpoint", type=Path, required=True, help="the ckpt.pt to read")

@@ -433,3 +433,96 @@ def padding_share(data: ChatData, batch_size: int, block_size: int, batches: int
         pad += int((x == data.pad_id).sum())
         total += x.numel()
     return pad / total
+
+
+# ------------------------------------------------------------------ the data sets by name
+
+CHAT_DATA = ("dailydialog", "instruction-data", "kdconv")
+
+
+def load_chat_data(name: str, tokenizer, block_size: int, packing: bool = False, dev_dialogues: int = 200,
+                   seed: int = 0):
+    """A named data set as (train ChatData, dev ChatData) for a model with ``block_size``.
+
+    "dailydialog":      training dialogues, every reply once after up to 3 turns of context, the
+                        system prompt from the reply's labels in 4 of 5 conversations (the model also
+                        learns to answer without one), loss on the last reply; dev: the first
+                        ``dev_dialogues`` validation dialogues that are not also in the training split.
+    "instruction-data": the 1,100 Alpaca-style records as single-turn conversations; the last 10% are dev.
+    "kdconv":           Chinese dialogues (the dev split trains, the test split's first
+                        ``dev_dialogues`` are dev); a Chinese base model is needed to make sense of them.
+    Conversations too long for block_size + 1 tokens lose their oldest turns or are left out.
+    """
+    from . import data
+
+    if name == "dailydialog":
+        train_d = data.load_dialogues("dailydialog", "train")
+        dev_d = dedupe_against(data.load_dialogues("dailydialog", "validation"), train_d)[:dev_dialogues]
+        train_c = dailydialog_conversations(train_d, system_every=5, seed=seed)
+        dev_c = dailydialog_conversations(dev_d)
+        train_on = "last"
+    elif name == "instruction-data":
+        convs = instruction_conversations(data.load_json("instruction-data"))
+        n = len(convs) - len(convs) // 10
+        train_c, dev_c, train_on = convs[:n], convs[n:], "all"
+    elif name == "kdconv":
+        train_c = chinese_conversations(data.load_dialogues("kdconv", "dev"))
+        dev_c = chinese_conversations(data.load_dialogues("kdconv", "test")[:dev_dialogues])
+        train_on = "last"
+    else:
+        raise ValueError(f"unknown chat data set {name!r}; known ones are {', '.join(CHAT_DATA)}")
+    pad = tokenizer.special_tokens[PAD]
+    train = ChatData(encode_all(tokenizer, train_c, block_size + 1, train_on), pad, packing)
+    dev = ChatData(encode_all(tokenizer, dev_c, block_size + 1, train_on), pad, packing=False)
+    return train, dev
+
+
+def finetune_command(base, data: str = "dailydialog", export=None, packing: bool = True, max_iters: int = 600,
+                     batch_size: int = 16, learning_rate: float = 5e-4, min_lr: float = 5e-5,
+                     warmup_iters: int = 30, eval_interval: int = 100, eval_iters: int = 20,
+                     out_dir=None, device: str = "auto", seed: int = 1337, progress: bool = True,
+                     resume: bool = False):
+    """What ``python -m minigpt finetune`` does: load the base model (a shipped name or a
+    checkpoint path), add the chat tokens, fine-tune on ``data`` and export the chat model with
+    its history and its assistant-token dev loss before and after. Returns the Trainer."""
+    from pathlib import Path
+
+    from . import pretrained
+    from .checkpoint import export_weights, load_model
+    from .runtime import is_fast
+    from .train import TrainConfig
+
+    if base in pretrained.available():
+        model, tok = pretrained.load(base)
+    elif Path(base).exists():
+        model, tok = load_model(base)
+    else:
+        raise ValueError(f"--base {base!r} is neither a shipped model ({', '.join(pretrained.available())}) "
+                         f"nor a checkpoint file")
+    if tok is None:
+        raise ValueError(f"{base} holds no tokenizer; fine-tuning needs the one the base model was trained with")
+    model, tok = add_chat_tokens(model, tok)
+    block = model.config.block_size
+    train, dev = load_chat_data(data, tok, block, packing=packing, seed=seed)
+    if is_fast():  # a smoke test
+        train.examples, dev.examples = train.examples[:2000], dev.examples[:100]
+        max_iters, eval_interval, eval_iters = min(max_iters, 20), 10, 2
+        warmup_iters = min(warmup_iters, 5)
+    print(f"fine-tuning {model.num_params():,} parameters on {len(train):,} conversations "
+          f"({train.n_tokens:,} tokens, {'packed' if packing else 'padded'}); dev: {len(dev):,} conversations")
+    dev_before = assistant_loss(model, dev)
+    print(f"assistant-token dev loss before fine-tuning: {dev_before:.4f}")
+    config = TrainConfig(max_iters=max_iters, batch_size=batch_size, learning_rate=learning_rate, min_lr=min_lr,
+                         warmup_iters=warmup_iters, eval_interval=eval_interval, eval_iters=eval_iters,
+                         out_dir=out_dir, device=device, seed=seed, progress=progress)
+    from .train import Trainer
+    trainer = Trainer(model, train, dev, config, tokenizer=tok, get_batch=ChatData.get_batch)
+    trainer.fit(resume=resume)
+    dev_after = assistant_loss(trainer.raw_model, dev)
+    print(f"assistant-token dev loss after fine-tuning: {dev_after:.4f}")
+    if export is not None and trainer.is_main_process:
+        export_weights(export, trainer.raw_model, tokenizer=tok,
+                       extra={"history": trainer.history, "train_config": config.to_dict(), "chat_data": data,
+                              "dev_loss_before": dev_before, "dev_loss_after": dev_after})
+        print(f"wrote {export}")
+    return trainer
