@@ -13,9 +13,8 @@ control tokens the model was fine-tuned on; for ChatML (SmolLM2, Qwen, ...):
     for piece in chat.stream("And then?"): print(piece, end="")
     chat.branch(3, other_token_id)                        # the last reply again, another word at 3
 
-Sampling uses the package's knobs (``apply_repetition_penalty``, ``apply_temperature``,
-``top_k_filter``, ``top_p_filter``, in the order ``mg.generate`` applies them); each token records
-the top of the distribution it was drawn from. The session keeps the KV cache across turns: a new
+Sampling uses the package's sampler pieces (``mg.sampling.Knobs``: the knobs in ``mg.generate``'s
+order, and its draw); each token records the top of the distribution it was drawn from. The session keeps the KV cache across turns: a new
 turn runs only the tokens the model has not seen yet.
 """
 
@@ -29,7 +28,7 @@ from typing import Iterator, Optional
 import torch
 from torch.nn import functional as F
 
-from .sampling import apply_repetition_penalty, apply_temperature, top_k_filter, top_p_filter
+from .sampling import Knobs, seen_mask
 
 ROLES = ("system", "user", "assistant")
 LABELS = ("template", "system", "history", "question", "assistant")  # what each prompt token is
@@ -285,7 +284,7 @@ class Chat:
         self.model, self.tokenizer = model, tokenizer
         self.template = template_for(tokenizer)
         self.knobs = dict(temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty)
-        self._check_knobs(self.knobs)
+        Knobs(**self.knobs)  # checks them before any work
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
         self.max_new_tokens, self.keep_cache, self.top_n = max_new_tokens, keep_cache, top_n
@@ -301,16 +300,6 @@ class Chat:
         self.set_system(system)
         self.last_reply: Optional[Reply] = None
         self._cache, self._cache_ids = None, []  # the KV cache and the ids it holds
-
-    @staticmethod
-    def _check_knobs(knobs):  # the knob functions check their own values; fail before any work
-        t = torch.zeros(1, 2)
-        apply_repetition_penalty(t, [0], knobs["repetition_penalty"])
-        apply_temperature(t, knobs["temperature"])
-        if knobs["top_k"] is not None:
-            top_k_filter(t, knobs["top_k"])
-        if knobs["top_p"] is not None:
-            top_p_filter(t, knobs["top_p"])
 
     # ------------------------------------------------------------------ the conversation
 
@@ -402,7 +391,7 @@ class Chat:
     def _reply(self, prompt: RenderedChat, forced: list, knobs: dict, old_steps=()) -> Iterator[str]:
         knobs = {**self.knobs, **knobs}
         max_new = knobs.pop("max_new_tokens", self.max_new_tokens)
-        self._check_knobs(knobs)
+        knobs = Knobs(**knobs)
         was_training = self.model.training
         self.model.eval()
         tok, steps = self.tokenizer, list(old_steps)
@@ -437,21 +426,13 @@ class Chat:
         self.last_reply = Reply(text, steps, stopped, prompt, prompt.dropped, reused, prefill_s,
                                 time.perf_counter() - t0 - prefill_s)
 
-    def _choose(self, logits: torch.Tensor, history: list, knobs: dict, forced: Optional[int]) -> TokenChoice:
-        """The knobs in mg.generate's order, then a draw (or the forced token); records the top."""
-        after = apply_repetition_penalty(logits, history, knobs["repetition_penalty"])
-        after = apply_temperature(after, knobs["temperature"])
-        if knobs["top_k"] is not None:
-            after = top_k_filter(after, knobs["top_k"])
-        if knobs["top_p"] is not None:
-            after = top_p_filter(after, knobs["top_p"])
-        probs = F.softmax(after, dim=-1)
-        if forced is not None:
-            token = forced
-        elif knobs["temperature"] == 0:
-            token = int(after.argmax())
-        else:
-            token = int(torch.multinomial(probs, 1, generator=self.generator))
+    def _choose(self, logits: torch.Tensor, history: list, knobs: Knobs, forced: Optional[int]) -> TokenChoice:
+        """logits [V] -> the knobs in mg.generate's order, then its draw (or the forced token);
+        records the top of the distribution drawn from."""
+        seen = None if knobs.repetition_penalty == 1 else seen_mask(history, (1, logits.numel()), logits.device)
+        final = knobs.stages(logits[None], seen)[-1]  # [1, V] after penalty, temperature, top-k, top-p
+        token = forced if forced is not None else int(knobs.draw(final, self.generator))
+        probs = F.softmax(final[0], dim=-1)
         n = self.top_n
         return TokenChoice(token, self.tokenizer.token_str(token), float(probs[token]),
                            _top(probs, self.tokenizer, n), _top(F.softmax(logits, dim=-1), self.tokenizer, n))

@@ -343,6 +343,7 @@ def _new_tokens(model, ids: list[int], *, max_new_tokens: int, knobs: Knobs, gen
     device sync); the next input is the drawn token's tensor itself.
     """
     block_size, device = model.config.block_size, model.device
+    slides = getattr(model.config, "positions", "learned") == "rope"  # a rotary cache slides itself: no recompute
     seen = None  # bool [1, V]: the tokens the repetition penalty pushes down
     if knobs.repetition_penalty != 1:
         seen = seen_mask(ids, (1, model.config.vocab_size), device)
@@ -350,7 +351,7 @@ def _new_tokens(model, ids: list[int], *, max_new_tokens: int, knobs: Knobs, gen
     cache, cached = None, 0  # cached: positions in the cache
     for _ in range(max_new_tokens):
         cached += x.size(1)
-        out = model(x, past_key_values=cache, use_cache=use_cache and cached < block_size)  # a full cache is no use
+        out = model(x, past_key_values=cache, use_cache=use_cache and (cached < block_size or slides))  # a full cache is no use
         cache = out.past_key_values
         logits = out.logits[:, -1].float()  # [1, V]
         if keep_stages:
@@ -362,7 +363,7 @@ def _new_tokens(model, ids: list[int], *, max_new_tokens: int, knobs: Knobs, gen
             seen.scatter_(1, token[:, None], True)
         ids.append(int(token))
         yield ids[-1], stages
-        if use_cache and cached < block_size:
+        if use_cache and (cached < block_size or slides):
             x = token[:, None]  # [1, 1]
         else:  # no cache, or the window slides: recompute the cropped context
             x, cache, cached = torch.tensor([ids[-block_size:]], device=device), None, 0

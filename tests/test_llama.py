@@ -101,8 +101,11 @@ def test_rope_cache_slides_past_the_window_without_recompute():
         assert (cache.length, cache.position) == (16, 20)
     # the sampler uses the sliding cache instead of recomputing the window
     tok = mg.CharTokenizer.from_text("".join(chr(0x20 + i) for i in range(101)))
+    widths = []
+    hook = ours.register_forward_pre_hook(lambda module, args, kwargs: widths.append(args[0].size(1)), with_kwargs=True)
     steps = mg.trace_generation(ours, tok, "hello", max_new_tokens=20, temperature=0)
-    assert len(steps) == 20
+    hook.remove()
+    assert len(steps) == 20 and widths == [5] + [1] * 19  # one prefill, then one token a step, past 16 too
 
 
 def test_rope_scores_depend_only_on_the_offset():
