@@ -223,11 +223,14 @@ def plot_replies(panels: Sequence[dict], width: float = 10.0, chars_per_line: Op
         lines, line, used = [], [], 0
         for i, step in enumerate(reply.steps if reply is not None else []):
             label = _show(step.token)
-            if (used + len(label) + 1 > chars_per_line and line) or step.token == "\n":
+            if used + len(label) + 1 > chars_per_line and line:
                 lines.append(line)
                 line, used = [], 0
             line.append((i, label, step.prob))
             used += len(label) + 1.0
+            if label.endswith("⏎"):  # a line break in the reply ends the line of the picture too
+                lines.append(line)
+                line, used = [], 0
         if line:
             lines.append(line)
         head = []
