@@ -4,6 +4,7 @@
     python -m minigpt sample --checkpoint runs/shakespeare/ckpt.pt --prompt "ROMEO:"
     python -m minigpt sample --pretrained shakespeare-char --temperature 0.8 --top-p 0.9
     python -m minigpt chat --you ROMEO --them JULIET
+    python -m minigpt chat --model smollm2-135m-instruct --system "You are a helpful assistant."
 
 Every option is explained by ``python -m minigpt <command> --help``.
 """
@@ -192,6 +193,8 @@ def cmd_chat(args) -> None:
     model continues the script until it ends the speech with a blank line."""
     from .sampling import stream
 
+    if args.model:
+        return _chat_with_model(args)
     model, tok = _load_for_sampling(args)
     transcript = args.system.replace("\\n", "\n")
     print(f"Chatting with {args.them} as {args.you}. An empty line or Ctrl-D ends the chat.")
@@ -228,6 +231,74 @@ def cmd_chat(args) -> None:
         sys.stdout.write("\n")
         transcript = prompt + "".join(reply).strip("\n") + "\n\n"
         turn += 1
+
+
+_CHAT_HELP = ("Type a message and press Enter. /reset forgets the conversation, /system TEXT sets the "
+              "system prompt (/system alone: the model's default), /top shows or hides each word's top "
+              "alternatives, /quit or an empty line ends.")
+
+
+def _show_alternatives(reply, n: int = 5) -> None:
+    """Each token of the reply, its probability, and the model's own top n (before the knobs)."""
+    for step in reply.steps:
+        alternatives = ", ".join(f"{t!r} {p:.2f}" for t, _, p in step.raw_top[:n])
+        print(f"    {step.token!r:>16} p={step.prob:.2f} | {alternatives}")
+
+
+def _chat_with_model(args) -> None:
+    """A multi-turn chat with a real chat model (its chat template, its KV cache kept across turns)."""
+    import torch
+
+    from . import pretrained
+    from .chat import Chat
+    from .runtime import pick_device
+
+    device = pick_device() if args.device == "auto" else torch.device(args.device)
+    print(f"Loading {args.model} ...", flush=True)
+    model, tok = pretrained.load(args.model, device=device)
+    system = args.system.replace("\\n", "\n") or None
+    chat = Chat(model, tok, system=system, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                top_k=args.top_k, top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed)
+    show_top = args.top
+    print(_CHAT_HELP)
+    while True:
+        try:
+            line = input("you: ").strip()
+        except EOFError:
+            print()
+            break
+        if not line or line == "/quit":
+            break
+        if line == "/reset":
+            chat.reset()
+            print("  (conversation forgotten)")
+            continue
+        if line == "/system" or line.startswith("/system "):
+            chat.set_system(line[len("/system"):].strip() or None)
+            print(f"  (system prompt: {chat.system or chat.template.default_system or 'none'!r})")
+            continue
+        if line == "/top":
+            show_top = not show_top
+            print(f"  (top alternatives {'on' if show_top else 'off'})")
+            if show_top and chat.last_reply is not None:
+                _show_alternatives(chat.last_reply)
+            continue
+        try:
+            sys.stdout.write("assistant: ")
+            for piece in chat.stream(line):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        except ValueError as e:  # e.g. a message longer than the window
+            print(f"\n  ({e})")
+            continue
+        reply = chat.last_reply
+        sys.stdout.write("\n")
+        if reply.dropped:
+            print(f"  (the {reply.dropped} oldest messages no longer fit the window and were left out)")
+        if reply.stopped == "max_new_tokens":
+            print(f"  (stopped after {args.max_new_tokens} tokens; --max-new-tokens allows more)")
+        if show_top:
+            _show_alternatives(reply)
 
 
 def cmd_train(args) -> None:
@@ -349,7 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--them", default="JULIET", help="the name the model answers as (default: %(default)s)")
     p.add_argument("--system", default="",
                    help="opening text that sets the scene before the first turn, the 'system prompt' "
-                        "(\\n for a new line; default: none)")
+                        "(\\n for a new line; default: none, or with --model the model's own)")
+    p.add_argument("--model", default=None,
+                   help="chat with a real chat model in its own chat format instead, e.g. smollm2-135m-instruct "
+                        "(multi-turn, streaming; /reset, /system, /top)")
+    p.add_argument("--top", action="store_true", help="with --model: show each reply word's top alternatives")
     _add_sampling_args(p, max_new_tokens=200)
     p.set_defaults(func=cmd_chat)
     p = sub.add_parser("finetune", help="turn a base model into a chat model (supervised fine-tuning)",

@@ -163,3 +163,21 @@ def test_system_prompt_reset_and_window_errors():
     assert small.messages == []  # nothing half-added
     with pytest.raises(ValueError, match="temperature"):
         Chat(model, tok, temperature=-1)
+
+
+# ------------------------------------------------------------------ the command line
+
+def test_command_line_chat_with_the_model(monkeypatch, capsys):
+    import io
+
+    from minigpt.__main__ import main
+    model, tok = ours()  # loaded once for the session, before load is replaced
+    monkeypatch.setattr(mg.pretrained, "load", lambda name, device=None: (model, tok))
+    lines = ["What is the capital of France?", "/top", "/system Answer in French.", "/reset", "Hello", ""]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    assert main(["chat", "--model", "smollm2-135m-instruct", "--temperature", "0", "--max-new-tokens", "12"]) == 0
+    out = capsys.readouterr().out
+    assert "assistant: The capital of France is Paris." in out
+    assert "top alternatives on" in out and "p=1.00 |" in out  # the words of the last reply, with their odds
+    assert "system prompt: 'Answer in French.'" in out and "conversation forgotten" in out
+    assert out.count("assistant: ") == 2
