@@ -441,7 +441,7 @@ CHAT_DATA = ("dailydialog", "instruction-data", "kdconv")
 
 
 def load_chat_data(name: str, tokenizer, block_size: int, packing: bool = False, dev_dialogues: int = 200,
-                   seed: int = 0):
+                   seed: int = 0, max_dialogues: Optional[int] = None):
     """A named data set as (train ChatData, dev ChatData) for a model with ``block_size``.
 
     "dailydialog":      training dialogues, every reply once after up to 3 turns of context, the
@@ -452,21 +452,22 @@ def load_chat_data(name: str, tokenizer, block_size: int, packing: bool = False,
     "kdconv":           Chinese dialogues (the dev split trains, the test split's first
                         ``dev_dialogues`` are dev); a Chinese base model is needed to make sense of them.
     Conversations too long for block_size + 1 tokens lose their oldest turns or are left out.
+    max_dialogues: use only the first this many training dialogues (records), e.g. for a quick run.
     """
     from . import data
 
     if name == "dailydialog":
         train_d = data.load_dialogues("dailydialog", "train")
         dev_d = dedupe_against(data.load_dialogues("dailydialog", "validation"), train_d)[:dev_dialogues]
-        train_c = dailydialog_conversations(train_d, system_every=5, seed=seed)
+        train_c = dailydialog_conversations(train_d[:max_dialogues], system_every=5, seed=seed)
         dev_c = dailydialog_conversations(dev_d)
         train_on = "last"
     elif name == "instruction-data":
         convs = instruction_conversations(data.load_json("instruction-data"))
         n = len(convs) - len(convs) // 10
-        train_c, dev_c, train_on = convs[:n], convs[n:], "all"
+        train_c, dev_c, train_on = convs[:n][:max_dialogues], convs[n:], "all"
     elif name == "kdconv":
-        train_c = chinese_conversations(data.load_dialogues("kdconv", "dev"))
+        train_c = chinese_conversations(data.load_dialogues("kdconv", "dev")[:max_dialogues])
         dev_c = chinese_conversations(data.load_dialogues("kdconv", "test")[:dev_dialogues])
         train_on = "last"
     else:

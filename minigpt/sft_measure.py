@@ -127,8 +127,9 @@ def base_replies(model, tokenizer, messages: Sequence[str], system: Optional[str
     out = []
     for m in messages:
         prompt = (f"{system}\n" if system else "") + f"{m}\n"
-        text = generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=0, stop=["\n"])
-        out.append(ChatReply(text.strip(), text.endswith("\n") or "\n" in text))
+        text = generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=0)
+        line, newline, _ = text.partition("\n")
+        out.append(ChatReply(line.strip(), bool(newline)))
     return out
 
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 import minigpt as mg
 from minigpt import sft
@@ -136,20 +137,27 @@ def test_tokenizer_without_chat_tokens_says_what_to_do(base):
 def test_changing_system_and_user_targets_never_changes_the_loss(chat_model):
     model, tok = chat_model
     ex = sft.encode_chat(tok, CHAT)
-    data = sft.ChatData([ex], pad_id=tok.special_tokens["<|endoftext|>"])
-    x, y = sft.pad_batch(data.examples, data.pad_id)
-    loss = model(x, targets=y).loss
+    x = torch.tensor([ex.ids[:-1]])
+    logits = model(x).logits.detach()[0].requires_grad_()
+    mask = torch.tensor(sft.label_mask(ex.roles))
+    ids = torch.tensor(ex.ids)
+
+    def loss_for(target_ids):  # the labels the package's rule gives for these tokens
+        return F.cross_entropy(logits, torch.where(mask, target_ids, IGNORE)[1:], ignore_index=IGNORE)
+
+    loss = loss_for(ids)
+    torch.testing.assert_close(loss, model(x, targets=torch.tensor([ex.labels[1:]])).loss)
     g = torch.Generator().manual_seed(0)
-    for _ in range(3):  # any other next token where the label is ignored: the same loss
-        ids = torch.tensor(ex.ids)
-        not_trained = torch.tensor([label == IGNORE for label in ex.labels])
-        ids[not_trained] = torch.randint(0, 256, (int(not_trained.sum()),), generator=g)
-        y2 = torch.where(y == IGNORE, IGNORE, ids[1:][None])
-        torch.testing.assert_close(model(x, targets=y2).loss, loss)
-    # but the end token is a target: change it and the loss changes
-    y3 = y.clone()
-    y3[0, -1] = 7
-    assert not torch.isclose(model(x, targets=y3).loss, loss)
+    for _ in range(3):  # other system, user and template tokens as targets: the same loss
+        other = ids.clone()
+        other[~mask] = torch.randint(0, 256, (int((~mask).sum()),), generator=g)
+        torch.testing.assert_close(loss_for(other), loss)
+    other = ids.clone()
+    other[-1] = 7  # but the assistant's end token is a target
+    assert not torch.isclose(loss_for(other), loss)
+    loss.backward()  # no gradient reaches a prediction of a system, user or template token
+    learned = mask[1:]
+    assert (logits.grad[~learned] == 0).all() and (logits.grad[learned].abs().sum(-1) > 0).all()
 
 
 def test_padding_and_packing_give_the_same_tokens_to_learn(chat_model):
@@ -220,3 +228,20 @@ def test_chat_session_talks_to_a_model_with_the_course_template(chat_model):
     assert reply.prompt.ids == tok.encode(sft.TEMPLATE.render(asked), allowed_special="all")
     assert set(reply.prompt.labels) <= set(mg.chat.LABELS)
     assert len(reply.steps) <= 5
+
+
+def test_instruction_and_chinese_conversations(chat_model):
+    _, tok = chat_model
+    train, dev = sft.load_chat_data("instruction-data", tok, block_size=95, max_dialogues=40)
+    assert 0 < len(train) <= 40 and len(dev) > 0
+    record = mg.data.load_json("instruction-data")[0]
+    conv = sft.instruction_conversations([record])[0]
+    assert [m.role for m in conv] == ["user", "assistant"] and conv[1].content == record["output"]
+    assert conv[0].content.startswith(record["instruction"])
+    dialogues = mg.data.load_dialogues("kdconv-film", "dev")[:2]
+    convs = sft.chinese_conversations(dialogues)
+    assert len(convs) == sum(len(d) - 1 for d in dialogues)
+    ex = sft.encode_chat(tok, convs[0])  # Chinese as UTF-8 bytes, with the same template and mask
+    assert tok.decode([i for i, label in zip(ex.ids, ex.labels) if label != IGNORE]).startswith(dialogues[0][1])
+    with pytest.raises(ValueError, match="known ones"):
+        sft.load_chat_data("cooking", tok, 95)
