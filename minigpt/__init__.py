@@ -6,44 +6,34 @@
     model = mg.GPT(mg.GPTConfig(vocab_size=tok.vocab_size))
     print(mg.generate(model, tok, "ROMEO:", max_new_tokens=50, seed=0))
 
-Names are imported on first use, so ``import minigpt`` is quick and a notebook that only
-needs the tokenizer does not pay for matplotlib or ipywidgets.
+Plain imports, so that "go to definition" leads to the code. They cost little more than torch
+itself, which every use of the package imports anyway; ``minigpt.viz`` loads matplotlib and
+ipywidgets only when a picture is asked for.
 """
-
-from importlib import import_module
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
-_EXPORTS = {
-    "GPT": "model", "GPTConfig": "model", "GPTOutput": "model", "causal_mask": "model",
-    "CharTokenizer": "tokenizer", "BPETokenizer": "tokenizer", "TokenizerError": "tokenizer",
-    "generate": "sampling", "stream": "sampling", "beam_search": "beam", "BeamSearchResult": "beam",
-    "next_token_distribution": "sampling", "NextTokenDistribution": "sampling",
-    "trace_generation": "sampling", "GenerationStep": "sampling",
-    "Beam": "beam", "BeamStep": "beam", "Candidate": "beam",
-    "apply_temperature": "sampling", "top_k_filter": "sampling", "top_p_filter": "sampling",
-    "apply_repetition_penalty": "sampling",
-    "Trainer": "train", "TrainConfig": "train", "TrainingDiverged": "train", "lr_at": "train",
-    "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "CheckpointError": "checkpoint",
-    "load_model": "checkpoint", "export_weights": "checkpoint",
-    "pick_device": "runtime", "is_fast": "runtime", "seed_everything": "runtime",
-}
-_SUBMODULES = {"model", "tokenizer", "data", "sampling", "beam", "train", "checkpoint", "pretrained", "runtime", "viz",
-               "gguf", "chat", "sft", "sft_measure"}
+from . import (beam, chat, checkpoint, data, gguf, model, pretrained, runtime, sampling, sft, sft_measure,  # noqa: E402
+               tokenizer, train, viz)
+from .beam import Beam, BeamSearchResult, BeamStep, Candidate, beam_search  # noqa: E402
+from .checkpoint import CheckpointError, export_weights, load_checkpoint, load_model, save_checkpoint  # noqa: E402
+from .model import GPT, GPTConfig, GPTOutput, causal_mask  # noqa: E402
+from .runtime import is_fast, pick_device, seed_everything  # noqa: E402
+from .sampling import (GenerationStep, NextTokenDistribution, apply_repetition_penalty,  # noqa: E402
+                       apply_temperature, generate, next_token_distribution, stream, top_k_filter, top_p_filter,
+                       trace_generation)
+from .tokenizer import BPETokenizer, CharTokenizer, TokenizerError  # noqa: E402
+from .train import Trainer, TrainConfig, TrainingDiverged, lr_at  # noqa: E402
 
-__all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
-
-
-def __getattr__(name):
-    if name in _SUBMODULES:
-        return import_module(f".{name}", __name__)
-    if name in _EXPORTS:
-        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module 'minigpt' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__all__ = [
+    "GPT", "GPTConfig", "GPTOutput", "causal_mask",
+    "CharTokenizer", "BPETokenizer", "TokenizerError",
+    "generate", "stream", "next_token_distribution", "NextTokenDistribution", "trace_generation", "GenerationStep",
+    "apply_temperature", "top_k_filter", "top_p_filter", "apply_repetition_penalty",
+    "beam_search", "BeamSearchResult", "Beam", "BeamStep", "Candidate",
+    "Trainer", "TrainConfig", "TrainingDiverged", "lr_at",
+    "save_checkpoint", "load_checkpoint", "CheckpointError", "load_model", "export_weights",
+    "pick_device", "is_fast", "seed_everything",
+    "model", "tokenizer", "data", "sampling", "beam", "train", "checkpoint", "pretrained", "runtime", "viz",
+    "gguf", "chat", "sft", "sft_measure",
+]
