@@ -563,3 +563,25 @@ def test_stream_leaves_autograd_and_training_mode_alone_between_pieces(tok):
                                 dropout=0.5)).train()
     for _ in stream(model, tok, "ab", max_new_tokens=5, temperature=0):
         assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled() and model.training
+
+
+def test_beam_search_with_a_llama_style_model_reorders_its_kv_cache(tok):
+    """Rotary positions and grouped-query attention: the preallocated cache follows the beams."""
+    from minigpt.beam import search
+
+    torch.manual_seed(3)
+    model = mg.GPT(mg.GPTConfig(vocab_size=len(ALPHABET), block_size=12, n_layer=2, n_head=4, n_kv_head=2, n_embd=16,
+                                norm="rmsnorm", positions="rope", mlp="swiglu", bias=False, tie_weights=False)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.5)
+
+    def recompute(seqs, state, parents):
+        return model(seqs[:, -model.config.block_size:]).logits[:, -1], None
+
+    for n in (6, 15):  # within the window, and past it
+        want = search(recompute, tok, tok.encode("abc"), beam_width=3, max_new_tokens=n)
+        got = beam_search(model, tok, "abc", beam_width=3, max_new_tokens=n)
+        assert [b.ids for b in got.beams] == [b.ids for b in want.beams]
+        torch.testing.assert_close(torch.tensor([b.logprob for b in got.beams]),
+                                   torch.tensor([b.logprob for b in want.beams]), atol=1e-4, rtol=0)
