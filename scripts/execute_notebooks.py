@@ -45,17 +45,22 @@ def main():
             continue
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
-        # No widget state in the stored notebook: each widget's output carries its picture as a
-        # plain image/png, which is what JupyterLab (for a notebook not yet run, untrusted),
-        # nbviewer and GitHub show in its place. Stored state would not be used by them, and
-        # JupyterLab, which saves widget state with this course (jupyter-config/), would load it
-        # and mark every notebook changed as soon as it is opened.
-        nbclient.NotebookClient(nb, timeout=3600, kernel_name=KERNEL, store_widget_state=False,
-                                resources={"metadata": {"path": str(path.parent)}}).execute()
-        nb.metadata.pop("widgets", None)
-        nb.metadata["kernelspec"] = kernelspec()
+        execute(nb, path.parent)
         nbformat.write(nb, path)
         print(f"{path.name}: {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def execute(nb, cwd) -> None:
+    """Run every cell of the notebook ``nb`` (in place) in a fresh kernel started in ``cwd``."""
+    # No widget state in the stored notebook: each widget's output carries its picture as a plain
+    # image/png, which is what JupyterLab (for a notebook not yet run, untrusted), nbviewer and
+    # GitHub show in its place. Stored state would not be used by them, and JupyterLab, which
+    # saves widget state with this course (jupyter-config/), would load it and mark every
+    # notebook changed as soon as it is opened.
+    nbclient.NotebookClient(nb, timeout=3600, kernel_name=KERNEL, store_widget_state=False,
+                            resources={"metadata": {"path": str(cwd)}}).execute()
+    nb.metadata.pop("widgets", None)
+    nb.metadata["kernelspec"] = kernelspec()
 
 
 if __name__ == "__main__":

@@ -568,23 +568,25 @@ def test_bertviz_views_return_html_with_our_tokens(model, tok):
 def test_bertviz_view_shows_our_still_picture_then_a_page_that_fails_politely(model, tok, monkeypatch):
     pytest.importorskip("bertviz")
     import IPython.display
-    from matplotlib.figure import Figure
-
     from minigpt.viz import bertviz as adapter
     shown = []
     monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
     for view, still in ((adapter.head_view, plots.plot_head_view), (adapter.model_view, plots.plot_model_view)):
         shown.clear()
         assert view(model, tok, "ROMEO: hi") is None
-        (figure, _), (bundle, kw) = shown
-        assert isinstance(figure, Figure) and kw == {"raw": True}
+        (still, still_kw), (bundle, kw) = shown
+        assert still["image/png"] and still_kw == kw == {"raw": True}
         assert set(bundle) == {"text/html", "text/plain"}  # no Javascript output, whose text shows untrusted
         page, text = bundle["text/html"], bundle["text/plain"]
         assert "needs internet access" in text and "Javascript object" not in text
         assert "cdnjs.cloudflare.com" in page and "needs internet access" in page and "could not load" in page
         assert page.count("<script") == 1 and "requirejs" in page and '"\\u2423"' in page
-    figure = shown[0][0]  # the model view's still picture: one small head view per layer and head
-    assert len(figure.axes) == model.config.n_layer * model.config.n_head
+    import base64
+    import io
+    width, height = plt.imread(io.BytesIO(base64.b64decode(shown[0][0]["image/png"]))).shape[1::-1]
+    figure = plots.plot_model_view(adapter.bertviz_attention(model, tok, "ROMEO: hi")[0], list("ROMEO:␣hi"))
+    assert abs(width - figure.get_figwidth() * 96) <= 1 and abs(height - figure.get_figheight() * 96) <= 1
+    assert len(figure.axes) == model.config.n_layer * model.config.n_head  # one per layer and head
     with pytest.raises(ValueError, match="html_action"):
         adapter.head_view(model, tok, "ROMEO:", html_action="show")
 

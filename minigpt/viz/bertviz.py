@@ -14,7 +14,9 @@ JavaScript error.
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import json
 import re
 
@@ -94,7 +96,10 @@ def _show(figure, page: str, what: str) -> None:
     """Display the still picture, then bertviz's page as one HTML output (no JavaScript output:
     an untrusted notebook would print ``<IPython.core.display.Javascript object>`` for it)."""
     from IPython.display import display
-    display(figure)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=96)  # as a PNG whatever matplotlib's backend (Agg draws no inline figures)
+    display({"image/png": base64.b64encode(png.getvalue()).decode("ascii"),
+             "text/plain": f"[still {what} of the attention weights]"}, raw=True)
     display({"text/html": page,
              "text/plain": f"[bertviz {what}: interactive, needs internet access; the picture above shows "
                            f"the same weights]"}, raw=True)
