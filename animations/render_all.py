@@ -41,6 +41,8 @@ SCENES = {
     "DecoderBlock": "decoder_block.py",
     "Training": "training.py",
     "DecodingStrategies": "decoding.py",
+    "RotaryPositions": "rope.py",
+    "ChatTemplate": "chat_template.py",
 }
 
 
