@@ -19,7 +19,7 @@ import torch
 
 def is_int(value) -> bool:
     """True for a whole number (an int, or a NumPy integer), False for bools, floats and all else."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return type(value) is int or isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_int(value, name: str, low: int | None = None, allow_none: bool = False) -> None:

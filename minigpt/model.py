@@ -16,12 +16,14 @@ returns the maps) and a fast path (``F.scaled_dot_product_attention``); tests ho
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Optional
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+
+from .checks import from_dict, is_int
 
 _CHOICES = {"norm": ("layernorm", "rmsnorm"), "positions": ("learned", "rope"), "mlp": ("gelu", "swiglu")}
 
@@ -50,7 +52,7 @@ class GPTConfig:
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
         if self.n_embd % self.n_head != 0:
             raise ValueError(
@@ -63,7 +65,7 @@ class GPTConfig:
             if getattr(self, name) not in choices:
                 raise ValueError(f"GPTConfig.{name} must be one of {choices}, got {getattr(self, name)!r}")
         kv = self.kv_heads
-        if not isinstance(kv, int) or isinstance(kv, bool) or kv < 1 or self.n_head % kv:
+        if not is_int(kv) or kv < 1 or self.n_head % kv:
             raise ValueError(f"GPTConfig.n_kv_head must be a positive integer that divides n_head "
                              f"({self.n_head}), so each key-value head serves a whole group; got {kv!r}")
         if self.positions == "rope" and (self.n_embd // self.n_head) % 2:
@@ -87,11 +89,7 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GPTConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown GPTConfig fields {sorted(unknown)}; known fields are {sorted(known)}")
-        return cls(**d)
+        return from_dict(cls, d)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from typing import Iterator, NamedTuple, Optional
 import torch
 from torch.nn import functional as F
 
-from .checks import check_int
+from .checks import check_int, is_int
 from .runtime import eval_mode
 
 _START_TOKEN = "<|endoftext|>"
@@ -73,7 +73,7 @@ def _check_temperature(temperature) -> None:
 
 
 def _check_top_k(top_k) -> None:
-    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+    if top_k is not None and (not is_int(top_k) or top_k < 1):
         raise ValueError(f"top_k must be a positive integer (the number of tokens to keep; "
                          f"None switches it off), got {top_k!r}")
 
@@ -237,7 +237,7 @@ def encode_prompt(tokenizer, prompt, vocab_size: int) -> list[int]:
         ids = tokenizer.encode(prompt) if prompt else []
     elif isinstance(prompt, torch.Tensor) and prompt.dim() <= 1 and not prompt.is_floating_point():
         ids = prompt.reshape(-1).tolist()
-    elif isinstance(prompt, (list, tuple)) and all(isinstance(i, int) and not isinstance(i, bool) for i in prompt):
+    elif isinstance(prompt, (list, tuple)) and all(is_int(i) for i in prompt):
         ids = list(prompt)
     else:
         raise ValueError(f"prompt must be a string or a list / 1-D tensor of token ids, "
@@ -274,7 +274,7 @@ class Stops:
         for s in items:
             if isinstance(s, str) and s:
                 texts.append(s)
-            elif isinstance(s, int) and not isinstance(s, bool) and 0 <= s < vocab_size:
+            elif is_int(s) and 0 <= s < vocab_size:
                 ids.add(s)
             else:
                 raise ValueError(f"each stop must be a non-empty string or a token id in [0, {vocab_size}), "

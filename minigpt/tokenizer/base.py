@@ -15,6 +15,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from ..checks import is_int
+
 FORMAT_VERSION = 1  # of the JSON files (tok.to_dict()); bump when the layout changes
 
 
@@ -133,7 +135,7 @@ class Tokenizer:
             if isinstance(i, (list, tuple)):
                 return TokenizerError("decode takes a 1-D sequence of token ids, got a nested one; "
                                       "decode each row on its own: [tok.decode(row) for row in ids]")
-            if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < self.vocab_size:
+            if not is_int(i) or not 0 <= i < self.vocab_size:
                 return TokenizerError(f"token id {i!r} is out of range: this tokenizer's ids are "
                                       f"0..{self.vocab_size - 1}; were these ids made by another tokenizer?")
         return TokenizerError(f"cannot decode {ids!r}")
@@ -151,7 +153,7 @@ class Tokenizer:
         return ids
 
     def _check_id(self, i) -> None:
-        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < self.vocab_size:
+        if not is_int(i) or not 0 <= i < self.vocab_size:
             raise TokenizerError(f"token id {i!r} is out of range: this tokenizer's ids are 0..{self.vocab_size - 1}")
 
     def to_dict(self) -> dict:

@@ -21,6 +21,7 @@ import time
 import warnings
 from collections import Counter, defaultdict
 
+from ..checks import is_int
 from .base import (FORMAT_VERSION, Tokenizer, TokenizerError, _bytes_str, _check_special_tokens, _check_text,
                    _special_splitter, _surrogate_error)
 
@@ -228,7 +229,7 @@ class BPETokenizer(Tokenizer):
                 (a, b), new_id = item
             except (TypeError, ValueError):
                 raise ValueError(f"merge #{k} is {item!r}; each merge must be ((a, b), new_id)") from None
-            if any(not isinstance(x, int) or isinstance(x, bool) for x in (a, b, new_id)):
+            if not all(is_int(x) for x in (a, b, new_id)):
                 raise ValueError(f"merge #{k} {item!r} must hold integer ids")
             if custom:
                 if a not in self.vocab or b not in self.vocab or new_id in self.vocab or new_id < 0:
@@ -280,7 +281,7 @@ class BPETokenizer(Tokenizer):
         _check_text(text, "train")
         specials = _check_special_tokens(special_tokens)
         n_fixed = 256 + len(specials)
-        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < n_fixed:
+        if not is_int(vocab_size) or vocab_size < n_fixed:
             raise ValueError(f"vocab_size={vocab_size!r} is too small: a byte-level BPE has 256 byte "
                              f"tokens and {len(specials)} special token(s) before it learns any merge, so "
                              f"vocab_size must be at least {n_fixed} (e.g. 512)")

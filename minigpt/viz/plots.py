@@ -25,6 +25,8 @@ import torch
 from matplotlib.collections import LineCollection
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
+from ..checks import is_int
+from ..runtime import eval_mode
 from ..sampling import PIPELINE, STAGES
 
 # Light colours for token boxes, cycled by position so that neighbouring tokens always differ.
@@ -96,13 +98,8 @@ def _numpy(x) -> np.ndarray:
 @contextmanager
 def _eval_mode(model):
     """Run the model without dropout and without gradients, then restore its mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
+    with torch.no_grad(), eval_mode(model):
+        yield
 
 
 def _token_strings(tokenizer, ids) -> list[str]:
@@ -112,7 +109,7 @@ def _token_strings(tokenizer, ids) -> list[str]:
 def token_id(tokenizer, token) -> int:
     """The id of one token given as an int id, as its text (``"e"``, ``" the"``) or as its
     printable form (``"\\n"`` for a newline). Raises ValueError if it is not exactly one token."""
-    if isinstance(token, (int, np.integer)) and not isinstance(token, bool):
+    if is_int(token):
         if not 0 <= int(token) < tokenizer.vocab_size:
             raise ValueError(f"token id {token} is out of range for a vocabulary of {tokenizer.vocab_size}")
         return int(token)
