@@ -334,10 +334,10 @@ def _new_tokens(model, ids: list[int], *, max_new_tokens: int, knobs: Knobs, gen
     in place. Runs inside ``generating(model)``.
 
     With the cache, the prompt is run once (prefill) and then only the newest token each step.
-    Past block_size, the window slides and every kept token moves one position left; positions
-    are learned embeddings, so the cached keys and values are no longer right. Then each step
-    recomputes the window: the cache saves nothing there, but the tokens stay exactly those of
-    recomputing the cropped context every step (a test holds them equal).
+    Past block_size the window slides. With learned positions every kept token then moves one
+    position left, so the cached keys and values are no longer right: each step recomputes the
+    window, and the tokens stay exactly those of recomputing the cropped context every step (a
+    test holds them equal). A rotary cache slides itself (scores depend only on distances).
 
     Per token: one forward, the knobs' tensor work, and one read of the token id (the only
     device sync); the next input is the drawn token's tensor itself.
