@@ -42,6 +42,29 @@ PRETRAINED = {
                 "--lr 2e-3 --min-lr 2e-4 --warmup-iters 200 --eval-interval 500 --eval-iters 100 --seed 1337 "
                 "--out-dir runs/shakespeare-char --export minigpt/weights/shakespeare-char.pt",
     ),
+    "dailydialog-base": Pretrained(
+        name="dailydialog-base",
+        filename="dailydialog-base.pt",
+        description="BPE GPT (4 layers, 4 heads, 128 wide, block 128, vocabulary 1,024, ~0.9M parameters) "
+                    "pretrained on DailyDialog's training dialogues as running text: a base model that "
+                    "continues text. Trained on CC BY-NC-SA 4.0 data (Li et al., IJCNLP 2017): "
+                    "non-commercial use only; see dailydialog-base.md beside the file",
+        command="python -m minigpt train --data dailydialog --tokenizer bpe --vocab-size 1024 --block-size 128 "
+                "--n-layer 4 --n-head 4 --n-embd 128 --dropout 0.0 --batch-size 16 --max-iters 700 --lr 2e-3 "
+                "--min-lr 2e-4 --warmup-iters 50 --eval-interval 100 --eval-iters 10 --seed 1337 "
+                "--out-dir runs/dailydialog-base --export minigpt/weights/dailydialog-base.pt",
+    ),
+    "dailydialog-chat": Pretrained(
+        name="dailydialog-chat",
+        filename="dailydialog-chat.pt",
+        description="dailydialog-base fine-tuned (SFT) on DailyDialog conversations in the course's chat "
+                    "template (<|system|> <|user|> <|assistant|> <|end|>), with system prompts from the "
+                    "replies' emotion and dialogue-act labels. CC BY-NC-SA 4.0 (Li et al., IJCNLP 2017): "
+                    "non-commercial use only; see dailydialog-chat.md beside the file",
+        command="python -m minigpt finetune --base dailydialog-base --data dailydialog --max-iters 500 "
+                "--batch-size 16 --lr 5e-4 --min-lr 5e-5 --warmup-iters 30 --eval-interval 100 --eval-iters 20 "
+                "--seed 1337 --out-dir runs/dailydialog-chat --export minigpt/weights/dailydialog-chat.pt",
+    ),
 }
 
 

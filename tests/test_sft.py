@@ -245,3 +245,23 @@ def test_instruction_and_chinese_conversations(chat_model):
     assert tok.decode([i for i, label in zip(ex.ids, ex.labels) if label != IGNORE]).startswith(dialogues[0][1])
     with pytest.raises(ValueError, match="known ones"):
         sft.load_chat_data("cooking", tok, 95)
+
+
+def test_shipped_models_load_and_answer():
+    base, base_tok = mg.pretrained.load("dailydialog-base")
+    assert "<|end|>" not in base_tok.special_tokens  # a plain language model
+    assert mg.generate(base, base_tok, "Can I help you?\n", max_new_tokens=8, temperature=0)
+    chat, tok = mg.pretrained.load("dailydialog-chat")
+    assert all(t in tok.special_tokens for t in sft.SPECIAL_TOKENS) and tok.allowed_special == "none"
+    assert chat.config.vocab_size == tok.vocab_size == base_tok.vocab_size + 4
+    session = mg.chat.Chat(chat, tok, system="Reply calmly. Ask a question.", max_new_tokens=48, temperature=0,
+                           top_k=None, top_p=None)
+    reply = session.ask("The taxi drivers are on strike again.")
+    assert reply.text.strip() and reply.stopped == "end_of_turn"
+    second = session.ask("I have to walk to work now.")  # the second turn reads the first from the cache
+    assert second.reused_tokens > len(reply.prompt.ids) and second.text.strip()
+    for name in ("dailydialog-base", "dailydialog-chat"):
+        entry = mg.pretrained.PRETRAINED[name]
+        assert f"--export minigpt/weights/{entry.filename}" in entry.command
+        notes = (mg.pretrained.WEIGHTS_DIR / f"{name}.md").read_text()
+        assert "CC BY-NC-SA 4.0" in notes and entry.command in notes
