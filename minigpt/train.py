@@ -7,9 +7,9 @@ mixed precision, checkpoints you can resume exactly, and data parallel over seve
 One optimizer step (``Trainer._train_step``):
     1. set the learning rate of every parameter group to ``lr_at(step)``
     2. for each of ``grad_accum_steps`` micro-batches: sample (x, y), forward, loss / steps, backward
-    3. clip the global gradient norm to ``grad_clip`` (the norm *before* clipping goes in the history)
+    3. measure the global gradient norm (it goes in the history)
     4. stop with TrainingDiverged if the loss or that norm is NaN or infinite (before it reaches the weights)
-    5. optimizer step
+    5. clip the gradients to the norm ``grad_clip``, then the optimizer step
 
 Launched by ``torchrun --nproc_per_node N``, every process trains on its own batches and
 DistributedDataParallel averages the gradients, so all processes hold the same weights.
@@ -618,16 +618,20 @@ class Trainer:
                 self.scaler.scale(loss).backward()
             loss_sum = loss_sum + loss.detach().float()
         self.scaler.unscale_(self.optimizer)  # true gradients before measuring them (no-op without float16)
-        # clip_grad_norm_ returns the norm before clipping: the history shows what clipping tamed.
-        # A NaN loss makes NaN gradients; they reach the weights only in optimizer.step(), below.
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(),
-                                                   cfg.grad_clip if cfg.grad_clip else math.inf)
+        # The global gradient norm before clipping goes in the history: it shows what clipping tamed.
+        params = [p for p in self.raw_model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
         # One read of both numbers: on a GPU every read waits for the work queued before it.
-        loss_value, grad_norm = torch.stack((self._all_mean(loss_sum), grad_norm.float())).tolist()
+        loss_value, grad_norm = torch.stack((self._all_mean(loss_sum), norm.float())).tolist()
+        # A NaN loss makes NaN gradients; they would reach the weights only in optimizer.step(), below.
         if not math.isfinite(loss_value):  # every process decides alike: the loss is their mean
             self._diverged(it, loss_value, lr, "the loss")
         if not math.isfinite(grad_norm) and not self.scaler.is_enabled():  # float16 skips such steps itself
             self._diverged(it, grad_norm, lr, "the gradient norm")
+        # Clipping scales every gradient by min(1, grad_clip / norm); well below the threshold that
+        # factor is exactly 1, and knowing the norm already, we skip multiplying by it.
+        if cfg.grad_clip and grad_norm > 0.999 * cfg.grad_clip:
+            torch.nn.utils.clip_grads_with_norm_(params, cfg.grad_clip, norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)

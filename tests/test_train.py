@@ -446,3 +446,31 @@ def test_evaluation_in_large_batches_is_the_mean_over_the_same_batches():
     with torch.no_grad():
         losses = [trainer.model(*mg.data.get_batch(trainer.val_ids, 3, 16, generator=g)).loss for _ in range(6)]
     assert got["val"] == pytest.approx(torch.stack(losses).mean().item(), rel=1e-5)
+
+
+def test_a_step_is_the_plain_loop_of_the_notebook():
+    """The Trainer's steps give bit for bit the weights of the plain loop (lr_at, torch's
+    clip_grad_norm_, AdamW on param_groups): with the clip threshold between the gradient norms,
+    some steps are clipped and some are not, and both kinds must agree."""
+    cfg = config(max_iters=8, grad_clip=0.7, eval_interval=100, learning_rate=1e-2)
+    trainer = make_trainer(tiny_gpt(), cfg)
+    history = trainer.fit()
+    assert min(history["grad_norm"]) < 0.7 < max(history["grad_norm"])
+
+    model = tiny_gpt()
+    data = ids()[:1600]
+    torch.manual_seed(cfg.seed)
+    batches = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), betas=(cfg.beta1, cfg.beta2),
+                            **train_module._fastest_adamw(torch.device("cpu")))
+    norms = []
+    for it in range(cfg.max_iters):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(it, cfg)
+        x, y = mg.data.get_batch(data, cfg.batch_size, 16, generator=batches)
+        model(x, targets=y).loss.backward()
+        norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item())
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    assert history["grad_norm"] == norms
+    assert same_weights(model, trainer.raw_model)
