@@ -13,6 +13,9 @@ block 64, batch 12, 4 layers, 4 heads, 128 wide, no dropout.
 - quality:  validation loss after 2000 iterations of the Trainer (nanoGPT's CPU figure: 1.88),
             warm-up 100 steps, cosine from 3e-3 to 3e-4, AdamW (0.9, 0.99), weight decay 0.1,
             clipping at 1.0; and the peak memory (max RSS) of that training run
+
+The whole ``python -m minigpt train`` command against an older commit of this repository, at
+the same configuration: ``benchmarks/train_speed.py``.
 """
 
 from __future__ import annotations
