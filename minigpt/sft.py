@@ -191,23 +191,24 @@ def pad_batch(examples: Sequence[Example], pad_id: int, block_size: Optional[int
 
 
 def pack_rows(examples: Sequence[Example], block_size: int, pad_id: int):
-    """Conversations laid end to end and cut into rows of block_size + 1 tokens: x [R, block_size],
-    y [R, block_size]. A conversation that would cross a row's end starts the next row instead
-    (the rest of the row is padding), so no conversation is split; each starts with a template
-    token, whose label is IGNORE, so no prediction is scored across two conversations.
+    """Whole conversations packed into rows of block_size + 1 tokens: x [R, block_size], y [R, block_size].
+
+    First fit, longest first: each conversation goes into the first row with room for it, else
+    opens a new row, so rows fill up and no conversation is split. Each conversation starts with a
+    template token, whose label is IGNORE, so no prediction is scored across two conversations.
     Attention still sees the earlier conversations of the row: the price of packing this simply.
     """
-    rows, row_ids, row_labels = [], [], []
     width = block_size + 1
-    for e in examples:
+    rows = []  # [ids, labels] per row
+    for e in sorted(examples, key=len, reverse=True):
         if len(e) > width:
             raise ValueError(f"a conversation of {len(e)} tokens does not fit block_size={block_size}")
-        if len(row_ids) + len(e) > width:
-            rows.append((row_ids, row_labels))
-            row_ids, row_labels = [], []
-        row_ids, row_labels = row_ids + e.ids, row_labels + e.labels
-    if row_ids:
-        rows.append((row_ids, row_labels))
+        row = next((r for r in rows if len(r[0]) + len(e) <= width), None)
+        if row is None:
+            rows.append([list(e.ids), list(e.labels)])
+        else:
+            row[0] += e.ids
+            row[1] += e.labels
     x = torch.full((len(rows), block_size), pad_id, dtype=torch.long)
     y = torch.full((len(rows), block_size), IGNORE, dtype=torch.long)
     for r, (ids, labels) in enumerate(rows):
@@ -246,22 +247,18 @@ class ChatData:
     @staticmethod
     def get_batch(data: "ChatData", batch_size: int, block_size: int, generator=None, device=None):
         """A batch for ``Trainer(get_batch=ChatData.get_batch)``: x [B, T], y [B, T] on ``device``.
-        Padding: batch_size random conversations. Packing: random conversations until batch_size
-        rows of block_size tokens are full."""
+        Padding: batch_size random conversations. Packing: random conversations for a quarter more
+        than batch_size rows, packed (``pack_rows``), the batch_size fullest rows kept."""
         n, width = len(data.examples), block_size + 1
-        if data.packing:  # draw conversations until batch_size rows are full (as pack_rows fills them)
-            chosen, rows, fill = [], 0, 0
-            while True:
+        if data.packing:  # random conversations for a quarter more than batch_size full rows, packed; the fullest rows
+            chosen, tokens = [], 0
+            while tokens < 1.25 * batch_size * width:
                 e = data.examples[int(torch.randint(n, (1,), generator=generator))]
-                if len(e) > width:
-                    raise ValueError(f"a conversation of {len(e)} tokens does not fit block_size={block_size}")
-                if fill + len(e) > width:
-                    rows, fill = rows + 1, 0
-                    if rows == batch_size:
-                        break
                 chosen.append(e)
-                fill += len(e)
+                tokens += len(e)
             x, y = pack_rows(chosen, block_size, data.pad_id)
+            fullest = (x != data.pad_id).sum(1).argsort(descending=True, stable=True)[:batch_size]
+            x, y = x[fullest], y[fullest]
         else:
             ix = torch.randint(n, (batch_size,), generator=generator).tolist()
             x, y = pad_batch([data.examples[i] for i in ix], data.pad_id, block_size)

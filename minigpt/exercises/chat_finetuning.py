@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from . import Hint, exercise, not_attempted
+from . import Hint, NotAttempted, exercise, not_attempted
 from ..sft import IGNORE
 
 # A small conversation, as ids with the role of the message each token belongs to. Ids 1-4 are the
@@ -83,7 +83,8 @@ def find_the_bug(answer):
     """``answer``: which tokens does ``buggy_labels`` train that it should not? One of
     "system", "user", "assistant", "end"."""
     if answer is None:
-        raise not_attempted("answer", "chat_finetuning")
+        raise NotAttempted("not answered yet: answer is None. Compare the two lists above, set answer and run "
+                           "the cell again")
     answer = str(answer).strip().lower().strip("'\" <|>")
     if answer in ("user", "the user", "user's words", "users"):
         return ("it trains on the user's words (and the <|end|> of the user's turns): the model learns to "
