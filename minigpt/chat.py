@@ -377,7 +377,7 @@ class Chat:
         else:
             self._cache = model.new_cache()
         x = torch.tensor([ids[same:]], device=model.device)
-        logits = model(x, past_key_values=self._cache, use_cache=True).logits[0, -1]
+        logits = model(x, past_key_values=self._cache, use_cache=True, last_only=True).logits[0, -1]
         self._cache_ids = list(ids)
         return logits, same
 

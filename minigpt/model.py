@@ -411,7 +411,7 @@ class GPT(nn.Module):
         return KVCache(self.config.block_size, can_slide=self.config.positions == "rope")
 
     def forward(self, idx, targets=None, return_attention=False, return_hidden_states=False,
-                past_key_values=None, use_cache=False) -> GPTOutput:
+                past_key_values=None, use_cache=False, last_only=False) -> GPTOutput:
         """Run the model.
 
         idx:             [B, T] token ids (torch.long); without rotary positions
@@ -419,6 +419,8 @@ class GPT(nn.Module):
         targets:         optional [B, T] next-token ids; positions set to -100 are ignored.
         past_key_values: optional KVCache from an earlier call with ``use_cache=True`` (updated in
                          place), or a list of (k, v) pairs, each [B, K, P, D].
+        last_only:       logits for the last position only ([B, 1, V]): all that generation needs,
+                         and it saves the LM head's work for the others (a large share of a prefill).
         Returns a GPTOutput (logits [B, T, V], loss, attentions, hidden_states, past_key_values).
         """
         cache = past_key_values
@@ -446,7 +448,9 @@ class GPT(nn.Module):
             x, att = block(x, rope, cache, i, return_attention)
             attentions.append(att)
             hidden.append(x)
-        logits = self.lm_head(self.transformer.ln_f(x))  # [B, T, V]
+        if last_only and targets is None:
+            x = x[:, -1:]
+        logits = self.lm_head(self.transformer.ln_f(x))  # [B, T, V] ([B, 1, V] with last_only)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
@@ -546,7 +550,8 @@ class GPT(nn.Module):
                              f"is it a LlamaForCausalLM state dict?")
         with torch.device("meta"):
             model = cls(config)  # no time spent on a random initialisation we overwrite
-        ours = {k: (sd[parts[0]] if len(parts) == 1 else torch.cat([sd[n] for n in parts])).float()
+        # pop as we go, so each source tensor is freed once copied (a 135M model is 540 MB in float32)
+        ours = {k: (sd.pop(parts[0]) if len(parts) == 1 else torch.cat([sd.pop(n) for n in parts])).float()
                 for k, parts in names.items()}
         if config.tie_weights:
             ours["lm_head.weight"] = ours["transformer.wte.weight"]

@@ -61,6 +61,15 @@ def test_kv_cache_with_gqa_and_rope_equals_transformers():
     assert k.shape == (1, 2, 20, 16)  # only the 2 key-value heads are stored, not 4
 
 
+def test_last_only_gives_the_last_logits():
+    _, ours = llama_pair(4, 2)
+    idx = torch.randint(0, 101, (2, 9), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        last = ours(idx, last_only=True).logits
+        assert last.shape == (2, 1, 101)
+        torch.testing.assert_close(last, ours(idx).logits[:, -1:])
+
+
 def test_cache_is_preallocated_and_written_in_place():
     _, ours = llama_pair(4, 2)
     with torch.no_grad():
