@@ -14,7 +14,7 @@ def my_rope(x, positions, base=10000.0):
     """x: [..., T, D] (D even); positions: [T] -> [..., T, D]: pair (i, i + D/2) of the vector at
     position m turned by the angle m * base^(-2i/D)."""
     D = x.size(-1)
-    inv_freq = base ** (-torch.arange(0, D, 2, dtype=torch.float32) / D)            # [D/2]
+    inv_freq = base ** (-torch.arange(0, D, 2, dtype=torch.float32, device=x.device) / D)   # [D/2]
     angles = positions.float()[:, None] * inv_freq[None, :]                          # [T, D/2]
     cos, sin = angles.cos(), angles.sin()
     x1, x2 = x[..., : D // 2], x[..., D // 2:]
