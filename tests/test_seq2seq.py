@@ -1,0 +1,282 @@
+"""The Transformer encoder–decoder (minigpt.seq2seq) and the question-answer pairs (minigpt.dialogue_pairs)."""
+
+import pytest
+import torch
+
+import minigpt as mg
+from minigpt.dialogue_pairs import PairData, Seq2SeqBatch, encode_pair, make_pairs, pad_pairs
+from minigpt.seq2seq import Seq2Seq, Seq2SeqConfig, beam_reply, greedy_reply
+
+PAD, SOS, EOS = 0, 1, 2
+V = 24
+
+
+class IdTokenizer:
+    """Ids as text, enough for beam search to decode and name tokens."""
+
+    def decode(self, ids):
+        return " ".join(map(str, ids))
+
+    def token_str(self, i):
+        return str(i)
+
+
+def tiny(**kw) -> Seq2Seq:
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=V, block_size=12, src_block_size=10, n_layer=2, n_head=2, n_embd=16)
+    return Seq2Seq(Seq2SeqConfig(**{**cfg, **kw})).eval()
+
+
+def question(n, seed=1):
+    return torch.randint(3, V, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+def reply_input(n, seed=2):
+    t = torch.randint(3, V, (1, n), generator=torch.Generator().manual_seed(seed))
+    t[0, 0] = SOS
+    return t
+
+
+# ------------------------------------------------------------------ the model
+
+def test_attention_maps_have_the_documented_shapes():
+    model = tiny()
+    src = torch.stack([question(7), question(7, seed=3)])
+    out = model(src, reply_input(5).expand(2, 5), return_attention=True)
+    assert out.logits.shape == (2, 5, V)
+    assert [a.shape for a in out.encoder_attentions] == [(2, 2, 7, 7)] * 2
+    assert [a.shape for a in out.decoder_attentions] == [(2, 2, 5, 5)] * 2
+    assert [a.shape for a in out.cross_attentions] == [(2, 2, 5, 7)] * 2
+
+
+@pytest.mark.parametrize("readable", [False, True])
+def test_padding_in_the_question_never_changes_the_answers_logits(readable):
+    model = tiny()
+    q, tgt = question(4), reply_input(6)
+    alone = model(q[None], tgt, return_attention=readable).logits
+    # the same question padded to 9 tokens; the padding holds ordinary ids, only the mask says "padding"
+    padded = torch.cat((q, question(5, seed=9)))[None]
+    mask = torch.arange(9)[None] < 4
+    batched = model(padded, tgt, src_mask=mask, return_attention=readable).logits
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-5)
+    # and in a batch beside a longer question, padded with pad ids
+    src = torch.stack((torch.cat((q, torch.full((5,), PAD))), question(9, seed=5)))
+    torch.testing.assert_close(model(src, tgt.expand(2, 6)).logits[:1], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_the_decoder_never_sees_the_future():
+    model = tiny()
+    q, tgt = question(5)[None], reply_input(8)
+    base = model(q, tgt).logits
+    for k in range(1, 8):
+        changed = tgt.clone()
+        changed[0, k:] = torch.randint(3, V, (8 - k,), generator=torch.Generator().manual_seed(k))
+        out = model(q, changed).logits
+        torch.testing.assert_close(out[:, :k], base[:, :k])
+        assert not torch.allclose(out[:, k:], base[:, k:])  # and it does see the present
+
+
+def test_cross_attention_rows_sum_to_one_and_skip_padding():
+    model = tiny()
+    src = torch.stack((torch.cat((question(3), torch.full((4,), PAD))), question(7)))
+    out = model(src, reply_input(5).expand(2, 5), return_attention=True)
+    for att in out.cross_attentions + out.encoder_attentions:
+        torch.testing.assert_close(att.sum(-1), torch.ones(att.shape[:-1]))
+        assert att[0, ..., 3:].abs().max() == 0  # no weight on the first question's padding
+
+
+def test_readable_and_fast_paths_agree():
+    model = tiny()
+    src = torch.stack((torch.cat((question(3), torch.full((4,), PAD))), question(7)))
+    tgt = reply_input(6).expand(2, 6)
+    torch.testing.assert_close(model(src, tgt, return_attention=True).logits, model(src, tgt).logits)
+
+
+def test_cached_decoding_equals_recomputation():
+    model = tiny()
+    q, tgt = question(6)[None], reply_input(10)
+    full = model(q, tgt).logits
+    state = model.start(q)
+    with torch.no_grad():
+        first, state = model.step(tgt[:, :3], state)  # a prefix at once, then one token at a time
+        steps = [first] + [model.step(tgt[:, t:t + 1], state)[0] for t in range(3, 10)]
+    torch.testing.assert_close(torch.stack(steps, dim=1), full[:, 2:], atol=1e-5, rtol=1e-5)
+    assert state.cache.length == 10
+
+
+def test_greedy_reply_is_the_argmax_of_recomputing_every_step():
+    model = tiny()
+    q = question(5)
+    reply = greedy_reply(model, q, max_new_tokens=11)
+    seq = [SOS]
+    for _ in range(len(reply)):
+        seq.append(int(model(q[None], torch.tensor([seq])).logits[0, -1].argmax()))
+    assert reply == seq[1:]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_beam_width_one_is_greedy(seed):
+    model = tiny(eos_id=5 + seed)  # an eos some random models reach, others not
+    q = question(6, seed=seed)
+    beam = beam_reply(model, IdTokenizer(), q, beam_width=1, max_new_tokens=12, length_penalty=0)
+    assert beam.best.ids == greedy_reply(model, q, max_new_tokens=12)
+
+
+def test_beam_search_finds_beams_at_least_as_likely_as_greedy():
+    model = tiny()
+    q = question(6)
+    result = beam_reply(model, IdTokenizer(), q, beam_width=4, max_new_tokens=8, length_penalty=0)
+    greedy = greedy_reply(model, q, max_new_tokens=8)
+    seq = torch.tensor([[SOS] + greedy])
+    logprobs = model(q[None], seq[:, :-1]).logits.log_softmax(-1)[0]
+    greedy_total = float(logprobs.detach().gather(1, seq[0, 1:, None]).sum())
+    assert result.best.logprob >= greedy_total - 1e-4
+    assert len(result.beams) == 4
+
+
+def test_scheduled_sampling_mixes_the_models_own_predictions():
+    model = tiny(teacher_forcing_ratio=0.0).train()
+    q, tgt = question(5)[None], reply_input(8)
+    memory, mask, _ = model.encode(q)
+    from minigpt.seq2seq import DecoderState
+    state = DecoderState([b.cross.keys_values(memory) for b in model.decoder], mask)
+    mixed = model._scheduled_sampling(tgt, state)
+    predicted = model.decode(tgt, state)[0].argmax(-1)
+    assert mixed[0, 0] == SOS and torch.equal(mixed[0, 1:], predicted[0, :-1])
+
+
+def copy_task(n=64, seed=0):
+    """Pairs whose reply is the question: a task a tiny model learns in a few dozen steps."""
+    g = torch.Generator().manual_seed(seed)
+    examples = []
+    for _ in range(n):
+        q = torch.randint(3, V, (int(torch.randint(2, 6, (1,), generator=g)),), generator=g).tolist()
+        examples.append((q, [SOS] + q + [EOS]))
+    return PairData(examples, pad_id=PAD)
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0.0])
+def test_teacher_forcing_ratio_zero_and_one_both_train_through_the_trainer(ratio, tmp_path):
+    model = tiny(teacher_forcing_ratio=ratio, block_size=8)
+    before = [p.detach().clone() for p in model.parameters()]
+    cfg = mg.TrainConfig(max_iters=40, batch_size=16, learning_rate=3e-3, min_lr=3e-4, warmup_iters=0,
+                         eval_interval=40, eval_iters=4, device="cpu", progress=False, out_dir=tmp_path)
+    trainer = mg.Trainer(model, copy_task(), copy_task(seed=1), cfg, get_batch=PairData.get_batch)
+    history = trainer.fit()
+    assert history["val_loss"][-1] < history["val_loss"][0] - 0.2
+    assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+    # the checkpoint is the package's: the same model resumes from it
+    resumed = mg.Trainer(tiny(teacher_forcing_ratio=ratio, block_size=8), copy_task(), None, cfg,
+                         get_batch=PairData.get_batch).resume()
+    assert resumed.step == 40
+    for a, b in zip(resumed.raw_model.parameters(), model.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+# ------------------------------------------------------------------ bad input
+
+def test_bad_input_gets_a_clear_error():
+    model = tiny()
+    tgt = reply_input(3)
+    with pytest.raises(ValueError, match="torch.long"):
+        model(torch.rand(1, 4), tgt)
+    with pytest.raises(ValueError, match="encode text"):
+        model("hello", tgt)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        model(torch.tensor([[3, V]]), tgt)
+    with pytest.raises(ValueError, match="src_block_size"):
+        model(question(11)[None], tgt)
+    with pytest.raises(ValueError, match="all padding"):
+        model(torch.tensor([[3, 4], [PAD, PAD]]), tgt.expand(2, 3))
+    with pytest.raises(ValueError, match="block_size"):
+        model(question(4)[None], reply_input(13))
+    with pytest.raises(ValueError, match="decoder input tgt"):
+        model(question(4)[None])
+    with pytest.raises(ValueError, match="rows"):
+        model(question(4)[None], tgt.expand(2, 3))
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        greedy_reply(model, question(4), max_new_tokens=13)
+    with pytest.raises(ValueError, match="one question"):
+        greedy_reply(model, torch.stack((question(4), question(4))), max_new_tokens=5)
+    with pytest.raises(ValueError, match="n_head"):
+        Seq2SeqConfig(n_embd=30, n_head=4)
+    with pytest.raises(ValueError, match="eos_id"):
+        Seq2SeqConfig(vocab_size=10, eos_id=10)
+    with pytest.raises(ValueError, match="teacher_forcing_ratio"):
+        Seq2SeqConfig(teacher_forcing_ratio=1.5)
+    with pytest.raises(TypeError, match="Seq2SeqConfig"):
+        Seq2Seq(mg.GPTConfig())
+
+
+# ------------------------------------------------------------------ pairs
+
+def test_pairs_take_the_previous_k_turns_as_context():
+    d = ["hi", "hello", "how are you?", "fine"]
+    assert make_pairs([d]) == [(["hi"], "hello"), (["hello"], "how are you?"), (["how are you?"], "fine")]
+    assert make_pairs([d], context_turns=2)[2] == (["hello", "how are you?"], "fine")
+    assert make_pairs([d], context_turns=9)[2] == (d[:3], "fine")
+
+
+def test_pairing_edge_cases():
+    assert make_pairs([["only one turn"]]) == []          # nothing replies to it
+    assert make_pairs([[]]) == []
+    # an empty turn is skipped as if it were not there: never a reply, never a context
+    assert make_pairs([["a", "", "  ", "b"]]) == [(["a"], "b")]
+    with pytest.raises(ValueError, match="list of turns"):
+        make_pairs(["a dialogue given as one str"])
+    with pytest.raises(ValueError, match="not a str"):
+        make_pairs([["a", 3]])
+    with pytest.raises(ValueError, match="context_turns"):
+        make_pairs([["a", "b"]], context_turns=0)
+
+
+def encode(text):
+    return [3 + ord(c) % 20 for c in text]
+
+
+def test_an_over_long_question_keeps_its_end_and_a_long_reply_loses_its_eos():
+    src, tgt = encode_pair(["abcdef", "ghij"], "xy", encode, sos_id=SOS, eos_id=EOS, max_src_len=5,
+                           max_tgt_len=8, sep_ids=[PAD + 23])
+    assert src == ([23] + encode("ghij"))  # the last 5 ids: the separator and the latest turn
+    assert tgt == [SOS] + encode("xy") + [EOS]
+    _, tgt = encode_pair("q", "abcdefgh", encode, sos_id=SOS, eos_id=EOS, max_src_len=5, max_tgt_len=4)
+    assert tgt == [SOS] + encode("abcd")  # 4 tokens predicted, none of them <eos>
+    with pytest.raises(ValueError, match="empty"):
+        encode_pair(["", " "], "x", encode, sos_id=SOS, eos_id=EOS, max_src_len=5, max_tgt_len=4)
+    with pytest.raises(ValueError, match="empty"):
+        encode_pair("q", "", encode, sos_id=SOS, eos_id=EOS, max_src_len=5, max_tgt_len=4)
+    with pytest.raises(ValueError, match="max_src_len"):
+        encode_pair("q", "a", encode, sos_id=SOS, eos_id=EOS, max_src_len=0, max_tgt_len=4)
+
+
+def test_batches_are_padded_masked_and_bucketed_by_length():
+    batch, targets = pad_pairs([([5, 6, 7], [SOS, 8, EOS]), ([9], [SOS, 10, 11, 12, EOS])], PAD)
+    assert isinstance(batch, Seq2SeqBatch)
+    assert batch.src.tolist() == [[5, 6, 7], [9, PAD, PAD]]
+    assert batch.src_mask.tolist() == [[True] * 3, [True, False, False]]
+    assert batch.tgt.tolist() == [[SOS, 8, PAD, PAD], [SOS, 10, 11, 12]]
+    assert targets.tolist() == [[8, EOS, -100, -100], [10, 11, 12, EOS]]
+    # 200 pairs of lengths 1..200: a batch of 4 from buckets of 8 spans fewer than 8 lengths
+    data = PairData([([3] * n, [SOS, 4, EOS]) for n in range(1, 201)], pad_id=PAD, bucket_size=8)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        x, _ = PairData.get_batch(data, 4, 8, generator=g)
+        lengths = x.src_mask.sum(1)
+        assert int(lengths.max() - lengths.min()) < 8
+    with pytest.raises(ValueError, match="max_tgt_len"):
+        PairData.get_batch(PairData([([3], [SOS] + [4] * 9)], PAD), 1, 8)
+    with pytest.raises(ValueError, match="at least one pair"):
+        PairData([], PAD)
+
+
+def test_pairs_from_dailydialog():
+    dialogues = mg.data.load_dialogues("dailydialog", "validation")[:50]
+    pairs = make_pairs(dialogues, context_turns=2)
+    assert len(pairs) == sum(len([t for t in d if t.strip()]) - 1 for d in dialogues)
+    tok = mg.CharTokenizer.from_text("".join(t for d in dialogues for t in d), special_tokens=("<pad>", "<sos>", "<eos>", "<sep>"))
+    ids = tok.special_tokens
+    data = PairData.from_pairs(pairs, tok, pad_id=ids["<pad>"], sos_id=ids["<sos>"], eos_id=ids["<eos>"],
+                               max_src_len=64, max_tgt_len=32, sep_ids=[ids["<sep>"]])
+    assert len(data) == len(pairs) and max(len(s) for s, _ in data.examples) <= 64
+    x, y = PairData.get_batch(data, 8, 32, generator=torch.Generator().manual_seed(0))
+    assert x.src.shape[0] == 8 and y.shape == x.tgt.shape and y.shape[1] <= 32
