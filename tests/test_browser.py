@@ -140,9 +140,16 @@ def accept_kernel_dialog(page) -> None:
 
 def run_cell(page, index: int, done_selector: str) -> None:
     """Run the index-th cell (Ctrl+Enter) and wait until ``done_selector`` shows."""
-    accept_kernel_dialog(page)
-    page.locator(".jp-Cell .cm-content").nth(index).click()
-    page.keyboard.press("Control+Enter")
+    prompt = page.locator(".jp-InputPrompt").nth(index)
+    for _ in range(10):  # a key pressed while the page still settles can be lost: press until queued
+        accept_kernel_dialog(page)
+        page.locator(".jp-Cell .cm-content").nth(index).click()
+        page.keyboard.press("Control+Enter")
+        try:
+            page.wait_for_function("(el) => el.innerText.includes('*')", arg=prompt.element_handle(), timeout=3000)
+            break
+        except sync_api.TimeoutError:
+            continue
     deadline = time.monotonic() + 90
     while not page.locator(done_selector).count():
         accept_kernel_dialog(page)

@@ -406,6 +406,23 @@ def test_next_token_explorer_counts_tokens_and_says_what_the_model_sees(model, t
     assert "70 tokens in the context" in e.status.value and "sees the last 32" in e.status.value
 
 
+def test_figure_box_displays_its_picture_beside_the_widget(monkeypatch):
+    import IPython.display
+    from IPython.core.formatters import DisplayFormatter
+    box = widgets.FigureBox()
+    box.show(plots.plot_message("hello"))
+    if widgets.IPYWIDGETS_7:  # 7.x displays a widget through _ipython_display_
+        shown = []
+        monkeypatch.setattr(IPython.display, "display", lambda data, **kw: shown.append((data, kw)))
+        box._ipython_display_()
+        ((data, kw),) = shown
+        metadata = kw["metadata"]
+    else:  # 8.x through _repr_mimebundle_, as IPython formats it
+        data, metadata = DisplayFormatter().format(box)
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == box.model_id
+    assert data["image/png"] and metadata["image/png"]["width"] == widgets.png_size(box.static_png())[0]
+
+
 def test_figure_box_shows_pictures_at_their_own_size(model, tok):
     e = widgets.EmbeddingExplorer(model, tok)
     width, height = widgets.png_size(e.static_png())

@@ -252,8 +252,7 @@ class NextTokenExplorer(FigureBox):
         """Append one token, the argmax (greedy) or a draw from the final distribution; returns
         its id (None, with a note in ``status``, while the prompt gives no distribution)."""
         if self.distribution is None:
-            problem = f": {self.error}" if self.error else ""
-            self.status.value = _error(f"nothing to pick from: fix the prompt first{problem}")
+            self.status.value = _error("nothing to pick from: fix the prompt first (the picture says what is wrong)")
             return None
         final = self.distribution.final
         i = int(final.argmax()) if greedy else int(torch.multinomial(final, 1, generator=self._generator))
