@@ -156,6 +156,12 @@ def test_attention(capsys, shipped):
     wrong(capsys, attention.attention_weights, unscaled, words=("sqrt(d_head)",))
     right(capsys, attention.split_heads, s03.split_heads)
     wrong(capsys, attention.split_heads, lambda x, H: x.view(x.size(0), H, x.size(1), -1), words=("mixes",))
+    right(capsys, attention.local_mask, s03.local_mask)
+    wrong(capsys, attention.local_mask, lambda T, w: torch.ones(T, T, dtype=torch.bool).tril() &
+          ~torch.ones(T, T, dtype=torch.bool).tril(-w - 1), words=("one too many",))
+    wrong(capsys, attention.local_mask, lambda T, w: torch.ones(T, T, dtype=torch.bool).tril(w - 1) &
+          ~torch.ones(T, T, dtype=torch.bool).tril(-1), words=("future",))
+    skipped(capsys, attention.local_mask, lambda T, w: None)
     right(capsys, attention.head_with_a_job, s03.answer, model, tok)
     wrong(capsys, attention.head_with_a_job, (2, 2), model, tok, words=("only", "layer 1"))
     wrong(capsys, attention.head_with_a_job, (9, 0), model, tok, words=("layers 0..3",))

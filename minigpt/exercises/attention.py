@@ -125,6 +125,50 @@ def split_heads(fn):
     return "head h holds channels h*D ... (h+1)*D - 1 of every position"
 
 
+def _local(T: int, w: int) -> torch.Tensor:
+    """[T, T] bool: query i sees keys i - w + 1 ... i (itself and the w - 1 before it)."""
+    i = torch.arange(T)[:, None]
+    j = torch.arange(T)[None, :]
+    return (j <= i) & (j > i - w)
+
+
+@exercise
+def local_mask(fn):
+    """Check ``fn(T, w) -> [T, T] bool``: causal attention limited to a window of the last w
+    positions (the query's own included), as in sliding-window attention."""
+    if fn(6, 3) is None:
+        raise not_attempted("local_mask", "attention")
+    for T, w in ((6, 3), (5, 1), (4, 4), (7, 10)):
+        m = fn(T, w)
+        if not isinstance(m, torch.Tensor) or tuple(m.shape) != (T, T):
+            raise Hint(f"local_mask({T}, {w}) should be a [{T}, {T}] tensor, got {getattr(m, 'shape', type(m).__name__)}")
+        if m.dtype != torch.bool:
+            raise Hint(f"return a bool tensor (True = may look), got dtype {m.dtype}")
+        m, want = m.cpu(), _local(T, w)
+        if torch.equal(m, want):
+            continue
+        future = (m & ~torch.ones(T, T, dtype=torch.bool).tril()).nonzero().tolist()
+        if future:
+            i, j = future[0]
+            raise Hint(f"local_mask({T}, {w}) lets position {i} see position {j}, in its future (hint: a local "
+                       f"mask is still causal: start from torch.tril)")
+        seen = m.sum(-1)[-1].item()
+        if seen == w + 1:
+            raise Hint(f"with w = {w} the last query sees {seen} positions, one too many (hint: itself and the "
+                       f"w - 1 before it: keys j with i - w < j <= i)")
+        if seen == w - 1 and w > 1:
+            raise Hint(f"with w = {w} the last query sees {seen} positions, one too few (hint: itself and the "
+                       f"w - 1 before it: keys j with i - w < j <= i)")
+        if not m.diagonal().all():
+            raise Hint("a position must see itself (hint: the diagonal is True)")
+        if torch.equal(m, torch.ones(T, T, dtype=torch.bool).tril()) and w < T:
+            raise Hint(f"that is the plain causal mask; with w = {w} a query sees only the last {w} positions")
+        i, j = (m ^ want).nonzero()[0].tolist()
+        raise Hint(f"local_mask({T}, {w}) at query {i}, key {j} should be {bool(want[i, j])} (hint: keys j with "
+                   f"i - w < j <= i)")
+    return "each query sees itself and the w - 1 positions before it, never the future"
+
+
 JOBS = {
     "newline": "the most recent line break: every character of a line looks back to where the line began",
     "word start": "the most recent space or line break: every character looks back to where its word began",

@@ -23,4 +23,11 @@ def split_heads(x, n_head):
     return x.view(B, T, n_head, C // n_head).transpose(1, 2)
 
 
+def local_mask(T, w):
+    """[T, T] bool: query i may look at keys i - w + 1 ... i (itself and the w - 1 before it)."""
+    causal = torch.ones(T, T, dtype=torch.bool).tril()            # j <= i
+    too_old = torch.ones(T, T, dtype=torch.bool).tril(diagonal=-w)  # j <= i - w
+    return causal & ~too_old
+
+
 answer = (1, 0)   # the widget question: the head that looks back to the line break (shipped model)
