@@ -109,6 +109,8 @@ class ReplyView(widgets.VBox):
                                             tooltip="keep the reply up to the selected token, put the token "
                                                     "chosen in 'instead' there, and write the rest again")
         self.status = widgets.HTML()
+        self.details.add_class("minigpt-details")
+        self.status.add_class("minigpt-branch-status")
         self.branch_button.on_click(lambda _: self.branch())
         super().__init__([self.tokens, widgets.HTML(_legend()), self.details,
                           widgets.HBox([self.alternative, self.branch_button]), self.status])
@@ -128,6 +130,7 @@ class ReplyView(widgets.VBox):
             b = widgets.Button(description=_show(step.token), tooltip=f"token {i}: p = {step.prob:.1%}",
                                layout=widgets.Layout(width="auto", height="auto", margin="1px", padding="0 3px"))
             b.style.button_color = probability_colour(step.prob)
+            b.add_class("minigpt-token")  # a name for the token buttons, for styles and browser tests
             b.on_click(lambda _, i=i: self.select(i))
             self.buttons.append(b)
         self.tokens.children = tuple(self.buttons)
