@@ -1,7 +1,6 @@
 """Notebook 09's checks accept the reference solutions, name the usual mistakes in one printed
 line, and say 'not attempted' for an exercise left as given."""
 
-import pytest
 import torch
 import torch.nn.functional as F
 
