@@ -51,8 +51,8 @@ def probability_colour(p: float) -> str:
 
 
 def _show(token: str) -> str:
-    """A token as a label: spaces visible, a line break as ⏎."""
-    return visible(token).replace("\n", "⏎").replace("\\n", "⏎") or "∅"
+    """A token as a label: spaces visible, a line break as ↵ (as in the animations)."""
+    return visible(token).replace("\n", "↵").replace("\\n", "↵") or "∅"
 
 
 def _legend() -> str:
@@ -231,7 +231,7 @@ def plot_replies(panels: Sequence[dict], width: float = 10.0, chars_per_line: Op
                 line, used = [], 0
             line.append((i, label, step.prob))
             used += len(label) + 1.0
-            if label.endswith("⏎"):  # a line break in the reply ends the line of the picture too
+            if label.endswith("↵"):  # a line break in the reply ends the line of the picture too
                 lines.append(line)
                 line, used = [], 0
         if line:
