@@ -30,7 +30,7 @@ def run(mode: str, steps: int, batch_size: int, device: str) -> dict:
     device = mg.pick_device() if device == "auto" else torch.device(device)
     model.to(device).train()
     block = model.config.block_size
-    train, _ = sft.load_chat_data("dailydialog", tok, block, packing=mode == "packing")
+    train, _ = sft.load_chat_data("dailydialog", tok, block, packing=mode == "packing", max_dialogues=2000)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
     batches = [sft.ChatData.get_batch(train, batch_size, block, generator=g) for _ in range(steps + 2)]
@@ -77,7 +77,7 @@ def main() -> None:
                               "--batch-size", str(args.batch_size), "--device", args.device],
                              capture_output=True, text=True, env=os.environ, check=True)
         results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"fine-tuning dailydialog-base on DailyDialog, batch {args.batch_size}, {args.steps} steps, "
+    print(f"fine-tuning dailydialog-base on DailyDialog (2,000 dialogues), batch {args.batch_size}, {args.steps} steps, "
           f"{results['padding']['device']}")
     print(f"{'':9}{'tokens/s':>10}{'assistant tok/s':>17}{'padding':>9}{'row length':>12}{'peak MB':>9}")
     for mode, r in results.items():

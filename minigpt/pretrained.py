@@ -61,8 +61,8 @@ PRETRAINED = {
                     "template (<|system|> <|user|> <|assistant|> <|end|>), with system prompts from the "
                     "replies' emotion and dialogue-act labels. CC BY-NC-SA 4.0 (Li et al., IJCNLP 2017): "
                     "non-commercial use only; see dailydialog-chat.md beside the file",
-        command="python -m minigpt finetune --base dailydialog-base --data dailydialog --max-iters 500 "
-                "--batch-size 16 --lr 5e-4 --min-lr 5e-5 --warmup-iters 30 --eval-interval 100 --eval-iters 20 "
+        command="python -m minigpt finetune --base dailydialog-base --data dailydialog --max-iters 1000 "
+                "--batch-size 16 --lr 5e-4 --min-lr 5e-5 --warmup-iters 30 --eval-interval 200 --eval-iters 20 "
                 "--seed 1337 --out-dir runs/dailydialog-chat --export minigpt/weights/dailydialog-chat.pt",
     ),
 }

@@ -165,7 +165,8 @@ def encode_chat(tokenizer, messages, train_on: str = "all", max_len: Optional[in
 
 
 def label_mask(roles: Sequence[str]) -> list:
-    """[N] True where a token is learned: the assistant's words and its end token (``Example.roles``)."""
+    """[N] True where a token is learned when every assistant turn is (``train_on="all"``): the
+    assistant's words and its end token, from ``Example.roles``."""
     return [r == "assistant" for r in roles]
 
 

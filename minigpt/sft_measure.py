@@ -104,11 +104,12 @@ class ChatReply:
 
 
 def chat_replies(model, tokenizer, messages: Sequence[str], system: Optional[str] = None,
-                 max_new_tokens: int = 48) -> list[ChatReply]:
-    """Greedy replies of a chat model to each message (a fresh conversation each), through
-    ``minigpt.chat.Chat``; ``ended``: it wrote <|end|> within max_new_tokens."""
-    chat = Chat(model, tokenizer, system=system, max_new_tokens=max_new_tokens, temperature=0, top_k=None,
-                top_p=None, top_n=1)
+                 max_new_tokens: int = 48, temperature: float = 0.0, seed: int = 0) -> list[ChatReply]:
+    """Replies of a chat model to each message (a fresh conversation each), through
+    ``minigpt.chat.Chat``: greedy, or sampled at ``temperature`` with top-k 40 (repeatable with
+    ``seed``); ``ended``: it wrote <|end|> within max_new_tokens."""
+    chat = Chat(model, tokenizer, system=system, max_new_tokens=max_new_tokens, temperature=temperature,
+                top_k=40 if temperature else None, top_p=None, top_n=1, seed=seed)
     out = []
     for m in messages:
         chat.reset()
@@ -118,16 +119,17 @@ def chat_replies(model, tokenizer, messages: Sequence[str], system: Optional[str
 
 
 def base_replies(model, tokenizer, messages: Sequence[str], system: Optional[str] = None,
-                 max_new_tokens: int = 48) -> list[ChatReply]:
+                 max_new_tokens: int = 48, temperature: float = 0.0, seed: int = 0) -> list[ChatReply]:
     """What a base model trained on dialogue text writes after each message: the message on a
-    line (after the system text on its own line, when given), then the model's next line (greedy);
-    ``ended``: it finished that line within max_new_tokens."""
+    line (after the system text on its own line, when given), then the model's next line (greedy,
+    or sampled as in ``chat_replies``); ``ended``: it finished that line within max_new_tokens."""
     from .sampling import generate
 
     out = []
-    for m in messages:
+    for k, m in enumerate(messages):
         prompt = (f"{system}\n" if system else "") + f"{m}\n"
-        text = generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=0)
+        text = generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
+                        top_k=40 if temperature else None, seed=seed + k)
         line, newline, _ = text.partition("\n")
         out.append(ChatReply(line.strip(), bool(newline)))
     return out
