@@ -174,6 +174,9 @@ def test_widget_reacts_in_the_browser_and_its_picture_survives_save_and_reopen(l
             assert not is_dirty(page), "opening the stored notebook marked it changed"
             assert page.locator(".jp-OutputArea-output img").count() >= 1
             assert page.get_by_text("model not found").count() == 0
+            # bertviz's stored view, untrusted: our note, no JavaScript's text
+            assert page.get_by_text("needs internet access").count() >= 1
+            assert page.get_by_text("Javascript object").count() == 0
 
             # run it: the live widget, with its picture
             run_cell(page, 0, WIDGET_IMAGE)

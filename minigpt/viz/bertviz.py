@@ -66,16 +66,22 @@ def _page(bertviz_html: str, what: str) -> str:
     failure = (f"bertviz's {what} could not load its JavaScript from cdnjs.cloudflare.com (offline?): "
                "the picture above shows the same weights.")
     return f"""<div style="color:#555;font-size:90%;margin-bottom:4px">{html.escape(NOTE)}</div>
-{body}
+<div id="{root}-box" style="display:none">{body}</div>
 <script type="text/javascript">
 (function () {{
+  function reveal() {{  // hidden until a script runs: where none can (untrusted), only the note shows
+    var box = document.getElementById({json.dumps(root + "-box")});
+    if (box) {{ box.style.display = "block"; }}
+  }}
   function fail() {{
+    reveal();
     var root = document.getElementById({json.dumps(root)});
     if (root && !root.querySelector("svg")) {{
       root.innerHTML = '<span style="color:#b00020">' + {json.dumps(html.escape(failure))} + '</span>';
     }}
   }}
   function draw() {{
+    reveal();
     try {{
 {script}
     }} catch (e) {{ fail(); }}
