@@ -21,7 +21,7 @@ _EXPORTS = {
         "plot_next_token_distribution", "plot_attention", "plot_attention_heads", "plot_attention_layer",
         "plot_query_attention", "attention_maps", "plot_tokens", "tokens_html", "plot_embeddings_2d",
         "nearest_neighbours", "project_2d", "token_id", "plot_positional_encodings", "sinusoidal_positions",
-        "plot_loss_curves", "plot_grad_norms")},
+        "plot_loss_curves", "plot_grad_norms", "plot_head_view", "plot_model_view", "plot_message", "cjk_font")},
     **{name: "widgets" for name in (
         "NextTokenExplorer", "AttentionExplorer", "TokenizerExplorer", "EmbeddingExplorer", "TrainingMonitor",
         "FigureBox")},
