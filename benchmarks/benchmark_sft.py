@@ -75,7 +75,9 @@ def main() -> None:
     for mode in ("padding", "packing"):  # each in its own process, so peak memory is its own
         out = subprocess.run([sys.executable, __file__, "--one", mode, "--steps", str(args.steps),
                               "--batch-size", str(args.batch_size), "--device", args.device],
-                             capture_output=True, text=True, env=os.environ, check=True)
+                             capture_output=True, text=True, env=os.environ)
+        if out.returncode:
+            raise SystemExit(f"the {mode} run failed:\n{out.stderr}")
         results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"fine-tuning dailydialog-base on DailyDialog (2,000 dialogues), batch {args.batch_size}, {args.steps} steps, "
           f"{results['padding']['device']}")
