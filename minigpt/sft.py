@@ -281,7 +281,9 @@ def add_chat_tokens(model, tokenizer, tokens: Sequence[str] = SPECIAL_TOKENS):
     from .tokenizer import BPETokenizer
 
     if not isinstance(tokenizer, BPETokenizer) or tokenizer.byte_ids != list(range(256)):
-        raise ValueError("add_chat_tokens grows a BPETokenizer trained by minigpt (BPETokenizer.train)")
+        got = "a model file's BPETokenizer" if isinstance(tokenizer, BPETokenizer) else type(tokenizer).__name__
+        raise ValueError(f"add_chat_tokens grows a byte-level BPETokenizer trained by minigpt (BPETokenizer.train), "
+                         f"got {got}; fine-tune a base model trained with --tokenizer bpe, such as dailydialog-base")
     new = [t for t in tokens if t not in tokenizer.special_tokens]
     tok = BPETokenizer(tokenizer.merges, [*tokenizer.special_tokens, *new], tokenizer.pattern, allowed_special="none")
     old_vocab = model.config.vocab_size

@@ -130,6 +130,8 @@ def test_all_masked_conversation_is_refused(chat_model):
 def test_tokenizer_without_chat_tokens_says_what_to_do(base):
     with pytest.raises(ValueError, match="add_chat_tokens"):
         sft.encode_chat(base[1], CHAT)
+    with pytest.raises(ValueError, match="CharTokenizer"):
+        sft.add_chat_tokens(*mg.pretrained.load("shakespeare-char"))
 
 
 # ------------------------------------------------------------------ the loss only sees assistant tokens
