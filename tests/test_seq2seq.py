@@ -280,3 +280,12 @@ def test_pairs_from_dailydialog():
     assert len(data) == len(pairs) and max(len(s) for s, _ in data.examples) <= 64
     x, y = PairData.get_batch(data, 8, 32, generator=torch.Generator().manual_seed(0))
     assert x.src.shape[0] == 8 and y.shape == x.tgt.shape and y.shape[1] <= 32
+
+
+@pytest.mark.parametrize("kind", ["transformer", "gru"])
+def test_the_training_command_trains_and_answers(kind, capsys, tmp_path):
+    from minigpt.seq2seq_train import main
+    main(["--model", kind, "--limit", "20", "--max-iters", "2", "--eval-iters", "1", "--n-embd", "16",
+          "--n-head", "2", "--n-layer", "1", "--batch-size", "4", "--max-tgt-len", "8", "--out-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "dev loss" in out and out.count("greedy:") == 5 and (tmp_path / "ckpt.pt").is_file()

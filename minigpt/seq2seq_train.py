@@ -1,0 +1,103 @@
+"""Train a question-answer chatbot: the Transformer encoder–decoder or the GRU baseline, on
+DailyDialog or KdConv pairs, through the package's Trainer; print dev loss, perplexity and replies.
+
+    python -m minigpt.seq2seq_train --model transformer --corpus dailydialog --max-iters 2000 --out-dir runs/qa-en
+    python -m minigpt.seq2seq_train --model gru --attention general --corpus kdconv --teacher-forcing 0.5
+
+Characters are the tokens (English and Chinese alike), plus <pad>, <sos>, <eos> and <sep> (between
+context turns). DailyDialog trains on "train" and is measured on "validation"; KdConv, which has
+only dev and test, trains on "dev" and is measured on "test". MINIGPT_FAST=1 takes a small share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from .data import load_dialogues
+from .dialogue_pairs import PairData, make_pairs
+from .rnn import GRUConfig, GRUSeq2Seq
+from .runtime import is_fast
+from .seq2seq import Seq2Seq, Seq2SeqConfig, beam_reply, greedy_reply
+from .tokenizer import CharTokenizer
+from .train import Trainer, TrainConfig
+
+SPECIALS = ("<pad>", "<sos>", "<eos>", "<sep>")
+SPLITS = {"dailydialog": ("train", "validation"), "kdconv": ("dev", "test")}
+
+
+def qa_data(corpus: str, context_turns: int = 1, max_src_len: int = 96, max_tgt_len: int = 48, limit=None):
+    """(tokenizer, train PairData, dev PairData, dev pairs) for ``corpus`` ("dailydialog" or "kdconv");
+    limit: use only the first N dialogues of each split."""
+    name = corpus.partition("-")[0]
+    if name not in SPLITS:
+        raise ValueError(f"unknown corpus {corpus!r}; use one of {sorted(SPLITS)} (or a KdConv domain, e.g. kdconv-film)")
+    train_d, dev_d = (load_dialogues(corpus, s)[:limit] for s in SPLITS[name])
+    tok = CharTokenizer.from_text("".join(t for d in train_d + dev_d for t in d), special_tokens=SPECIALS)
+    ids = tok.special_tokens
+    kw = dict(pad_id=ids["<pad>"], sos_id=ids["<sos>"], eos_id=ids["<eos>"], max_src_len=max_src_len,
+              max_tgt_len=max_tgt_len, sep_ids=[ids["<sep>"]])
+    train_pairs, dev_pairs = make_pairs(train_d, context_turns), make_pairs(dev_d, context_turns)
+    return tok, PairData.from_pairs(train_pairs, tok, **kw), PairData.from_pairs(dev_pairs, tok, **kw), dev_pairs
+
+
+def build_model(kind: str, tok, args):
+    ids = tok.special_tokens
+    common = dict(vocab_size=tok.vocab_size, block_size=args.max_tgt_len, pad_id=ids["<pad>"],
+                  sos_id=ids["<sos>"], eos_id=ids["<eos>"], teacher_forcing_ratio=args.teacher_forcing,
+                  dropout=args.dropout)
+    if kind == "transformer":
+        return Seq2Seq(Seq2SeqConfig(**common, src_block_size=args.max_src_len, n_layer=args.n_layer,
+                                     n_head=args.n_head, n_embd=args.n_embd))
+    if kind == "gru":
+        return GRUSeq2Seq(GRUConfig(**common, hidden_size=args.n_embd, n_layer=args.n_layer, attention=args.attention))
+    raise ValueError(f"--model must be 'transformer' or 'gru', got {kind!r}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="transformer", choices=("transformer", "gru"))
+    p.add_argument("--corpus", default="dailydialog")
+    p.add_argument("--context-turns", type=int, default=1)
+    p.add_argument("--max-src-len", type=int, default=96)
+    p.add_argument("--max-tgt-len", type=int, default=48)
+    p.add_argument("--n-layer", type=int, default=2)
+    p.add_argument("--n-head", type=int, default=4)
+    p.add_argument("--n-embd", type=int, default=128)
+    p.add_argument("--attention", default="general", help="the GRU's Luong score: dot, general, concat")
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--teacher-forcing", type=float, default=1.0, help="teacher_forcing_ratio (1: always)")
+    p.add_argument("--max-iters", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--eval-interval", type=int, default=250)
+    p.add_argument("--eval-iters", type=int, default=20)
+    p.add_argument("--limit", type=int, default=None, help="only the first N dialogues of each split")
+    p.add_argument("--out-dir", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=1337)
+    args = p.parse_args(argv)
+    if is_fast():  # a quick look: few dialogues, few steps
+        args.limit = min(args.limit or 200, 200)
+        args.max_iters, args.eval_interval, args.eval_iters = min(args.max_iters, 30), 30, 4
+    tok, train, dev, dev_pairs = qa_data(args.corpus, args.context_turns, args.max_src_len, args.max_tgt_len, args.limit)
+    model = build_model(args.model, tok, args)
+    print(f"{args.model}: {model.num_params():,} parameters; {len(train):,} training pairs, {len(dev):,} dev pairs, "
+          f"{tok.vocab_size} tokens")
+    cfg = TrainConfig(max_iters=args.max_iters, batch_size=args.batch_size, block_size=args.max_tgt_len,
+                      learning_rate=args.lr, min_lr=args.lr / 10, warmup_iters=min(100, args.max_iters // 10),
+                      eval_interval=args.eval_interval, eval_iters=args.eval_iters, out_dir=args.out_dir,
+                      device=args.device, seed=args.seed, progress=False)
+    history = Trainer(model, train, dev, cfg, tokenizer=tok, get_batch=PairData.get_batch).fit()
+    val = history["val_loss"][-1]
+    print(f"dev loss {val:.3f}, perplexity {math.exp(val):.1f} (teacher forcing, per character)")
+    ids = tok.special_tokens
+    for context, reply in dev_pairs[:5]:
+        src = tok.encode("\n".join(context), allowed_special="none")[-args.max_src_len:]
+        greedy = tok.decode([i for i in greedy_reply(model, src, args.max_tgt_len) if i != ids["<eos>"]])
+        beam = beam_reply(model, tok, src, beam_width=4, max_new_tokens=args.max_tgt_len).text
+        print(f"Q: {context[-1]}\n   true:   {reply}\n   greedy: {greedy}\n   beam:   {beam}")
+
+
+if __name__ == "__main__":
+    main()
