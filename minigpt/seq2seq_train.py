@@ -5,7 +5,8 @@ DailyDialog or KdConv pairs, through the package's Trainer; print dev loss, perp
     python -m minigpt.seq2seq_train --model gru --attention general --corpus kdconv --teacher-forcing 0.5
 
 Characters are the tokens (English and Chinese alike), plus <pad>, <sos>, <eos> and <sep> (between
-context turns). DailyDialog trains on "train" and is measured on "validation"; KdConv, which has
+context turns). After training it answers dev questions and prints BLEU-2 and distinct-1/2
+(greedy and beam). DailyDialog trains on "train" and is measured on "validation"; KdConv, which has
 only dev and test, trains on "dev" and is measured on "test". MINIGPT_FAST=1 takes a small share.
 """
 
@@ -16,6 +17,7 @@ import math
 
 from .data import load_dialogues
 from .dialogue_pairs import PairData, make_pairs
+from .reply_metrics import bleu, distinct
 from .rnn import GRUConfig, GRUSeq2Seq
 from .runtime import is_fast
 from .seq2seq import Seq2Seq, Seq2SeqConfig, beam_reply, greedy_reply
@@ -72,6 +74,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--eval-interval", type=int, default=250)
     p.add_argument("--eval-iters", type=int, default=20)
+    p.add_argument("--reply-pairs", type=int, default=100, help="dev pairs answered for BLEU-2 and distinct-n")
     p.add_argument("--limit", type=int, default=None, help="only the first N dialogues of each split")
     p.add_argument("--out-dir", default=None)
     p.add_argument("--device", default="auto")
@@ -80,6 +83,7 @@ def main(argv=None):
     if is_fast():  # a quick look: few dialogues, few steps
         args.limit = min(args.limit or 200, 200)
         args.max_iters, args.eval_interval, args.eval_iters = min(args.max_iters, 30), 30, 4
+        args.reply_pairs = min(args.reply_pairs, 5)
     tok, train, dev, dev_pairs = qa_data(args.corpus, args.context_turns, args.max_src_len, args.max_tgt_len, args.limit)
     model = build_model(args.model, tok, args)
     print(f"{args.model}: {model.num_params():,} parameters; {len(train):,} training pairs, {len(dev):,} dev pairs, "
@@ -92,12 +96,18 @@ def main(argv=None):
     val = history["val_loss"][-1]
     print(f"dev loss {val:.3f}, perplexity {math.exp(val):.1f} (teacher forcing, per character)")
     ids = tok.special_tokens
-    for context, reply in dev_pairs[:5]:
+    units = list if args.corpus.startswith("kdconv") else str.split  # Chinese: characters; English: words
+    answered = {"greedy": [], "beam": []}
+    for context, reply in dev_pairs[:args.reply_pairs]:
         src = tok.encode("\n".join(context), allowed_special="none")[-args.max_src_len:]
-        greedy = tok.decode([i for i in greedy_reply(model, src, args.max_tgt_len) if i != ids["<eos>"]])
-        beam = beam_reply(model, tok, src, beam_width=4, max_new_tokens=args.max_tgt_len).text
+        answered["greedy"].append(tok.decode([i for i in greedy_reply(model, src, args.max_tgt_len) if i != ids["<eos>"]]))
+        answered["beam"].append(beam_reply(model, tok, src, beam_width=4, max_new_tokens=args.max_tgt_len).text)
+    truth = [reply for _, reply in dev_pairs[:args.reply_pairs]]
+    for how, replies in answered.items():
+        print(f"{how}: BLEU-2 {bleu(truth, replies, 2, units):.4f}, distinct-1 {distinct(replies, 1, units):.3f}, "
+              f"distinct-2 {distinct(replies, 2, units):.3f} over {len(replies)} dev questions")
+    for (context, reply), greedy, beam in list(zip(dev_pairs, answered["greedy"], answered["beam"]))[:5]:
         print(f"Q: {context[-1]}\n   true:   {reply}\n   greedy: {greedy}\n   beam:   {beam}")
-
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,7 @@
 """The Transformer encoder–decoder (minigpt.seq2seq) and the question-answer pairs (minigpt.dialogue_pairs)."""
 
+import math
+
 import pytest
 import torch
 
@@ -286,6 +288,24 @@ def test_pairs_from_dailydialog():
 def test_the_training_command_trains_and_answers(kind, capsys, tmp_path):
     from minigpt.seq2seq_train import main
     main(["--model", kind, "--limit", "20", "--max-iters", "2", "--eval-iters", "1", "--n-embd", "16",
-          "--n-head", "2", "--n-layer", "1", "--batch-size", "4", "--max-tgt-len", "8", "--out-dir", str(tmp_path)])
+          "--n-head", "2", "--n-layer", "1", "--batch-size", "4", "--max-tgt-len", "8", "--reply-pairs", "6", "--out-dir", str(tmp_path)])
     out = capsys.readouterr().out
-    assert "dev loss" in out and out.count("greedy:") == 5 and (tmp_path / "ckpt.pt").is_file()
+    assert "dev loss" in out and "BLEU-2" in out and out.count("   greedy:") == 5 and (tmp_path / "ckpt.pt").is_file()
+
+
+def test_bleu_and_distinct_by_hand():
+    from minigpt.reply_metrics import bleu, distinct
+    assert bleu(["the cat sat"], ["the cat sat"]) == pytest.approx(1.0)
+    # "the" twice counts once (clipped): unigrams 3 of 4 match, bigrams 2 of 3
+    assert bleu(["the cat sat"], ["the the cat sat"]) == pytest.approx(math.sqrt(3 / 4 * 2 / 3))
+    # a short reply pays the brevity penalty exp(1 - 4/2)
+    assert bleu(["the cat sat down"], ["the cat"]) == pytest.approx(math.exp(1 - 2))
+    assert bleu(["a b"], ["c d"]) == 0.0
+    assert bleu(["我很好"], ["我很好"], units=list) == pytest.approx(1.0)
+    assert distinct(["i do not know", "i do not know"], 1) == pytest.approx(4 / 8)
+    assert distinct(["a b c", "c b a"], 2) == pytest.approx(4 / 4)
+    assert distinct([""], 1) == 0.0
+    with pytest.raises(ValueError, match="one reference per reply"):
+        bleu(["a"], ["a", "b"])
+    with pytest.raises(ValueError, match="list of str"):
+        distinct("a reply given as one str")
