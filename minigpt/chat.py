@@ -319,8 +319,15 @@ class Chat:
         return ([Message("system", self.system)] if self.system is not None else []) + self.messages
 
     def render(self, add_generation_prompt: bool = False) -> RenderedChat:
-        """The conversation so far, token by token with labels (see ``render_tokens``)."""
-        return render_tokens(self.tokenizer, self.conversation(), self.template, add_generation_prompt)
+        """The conversation so far, token by token with labels (see ``render_tokens``); before
+        the first turn, the system prompt alone (or nothing, when there is none)."""
+        messages = self.conversation()
+        if not messages:
+            default = self.template.default_system
+            if not default:
+                return RenderedChat([], [], [], [])
+            messages = [Message("system", default)]
+        return render_tokens(self.tokenizer, messages, self.template, add_generation_prompt)
 
     def ask(self, text: str, **knobs) -> Reply:
         """Add a user message, generate the assistant's reply to the end, and return it.

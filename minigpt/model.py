@@ -268,15 +268,19 @@ class CausalSelfAttention(nn.Module):
             # Grouped-query attention: fold each group's G query heads into rows of one head,
             # [B, H, T, D] -> [B, K, G*T, D], so the stored k and v serve them as they are
             # (no copy of the cache per step; far faster on CPU than SDPA's enable_gqa).
+            # A prompt without a cache (P = 0) is one causal square: there the shared heads are
+            # repeated instead, since is_causal (aligned top-left) beats an explicit mask.
             G = H // K
-            q = q.reshape(B, K, G * T, D)
-            # is_causal aligns the mask top-left, which is right only without a cache and
-            # without folded rows; one new query may see every key, so it needs no mask at all.
-            causal = P == 0 and T > 1 and G == 1
+            causal = P == 0 and T > 1
+            if causal and G > 1:
+                k, v = k.repeat_interleave(G, dim=1), v.repeat_interleave(G, dim=1)
+            elif G > 1:
+                q = q.reshape(B, K, G * T, D)
+            # one new query may see every key, so it needs no mask at all
             mask = None if T == 1 or causal else causal_mask(T, P, x.device).repeat(G, 1)  # [G*T, P+T]
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, is_causal=causal, dropout_p=self.dropout if self.training else 0.0,
-            ).view(B, H, T, D)
+            ).reshape(B, H, T, D)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
         return self.resid_dropout(self.c_proj(y)), att
 

@@ -148,6 +148,7 @@ def test_branch_regenerates_from_a_chosen_token():
 
 def test_system_prompt_reset_and_window_errors():
     model, tok = ours()
+    assert Chat(model, tok).render().labels[:3] == ["template", "template", "template"]  # before any turn
     chat = Chat(model, tok, system="Answer in one word.", temperature=0, max_new_tokens=5)
     assert chat.render(add_generation_prompt=True).messages[0].content == "Answer in one word."
     chat.ask("Capital of Italy?")
