@@ -25,8 +25,9 @@ MODEL_NAME = "smollm2-135m-instruct"
 @functools.lru_cache(maxsize=1)
 def model_and_tokenizer():
     """SmolLM2-135M-Instruct as a minigpt GPT (CPU, eval) and its BPETokenizer, loaded once."""
-    torch.set_grad_enabled(False)
-    return mg.pretrained.load(MODEL_NAME, device="cpu")
+    model, tok = mg.pretrained.load(MODEL_NAME, device="cpu")
+    model.requires_grad_(False)  # numbers only: no autograd graph, without touching global state
+    return model, tok
 
 
 def provenance() -> str:

@@ -14,7 +14,14 @@ from minigpt.exercises import solutions as S
 from minigpt.exercises.solutions import attention as s03, embeddings as s02, gpt as s04
 from minigpt.exercises.solutions import sampling as s06, tokenization as s01, training as s05, welcome as s00
 
-torch.set_grad_enabled(False)
+
+
+@pytest.fixture(autouse=True)
+def _no_grad():
+    """Checks run without autograd, as in the notebooks; only inside each test, so the setting
+    never leaks into other test files."""
+    with torch.no_grad():
+        yield
 
 
 @pytest.fixture(scope="module")
