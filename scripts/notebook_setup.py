@@ -61,6 +61,10 @@ if "google.colab" in sys.modules:
             raise RuntimeError(f"Installing the course from {{clone}} failed:\\n{{pip.stdout}}{{pip.stderr}}\\n"
                                "Run this cell again; if the same message comes back, start afresh with "
                                "Runtime → Disconnect and delete runtime.") from None
+        # Chinese text in the plots needs a font with CJK characters, which Colab lacks
+        if not os.path.exists("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"):
+            subprocess.run("apt-get install -y -qq fonts-wqy-zenhei || (apt-get update -qq && "
+                           "apt-get install -y -qq fonts-wqy-zenhei)", shell=True, capture_output=True)
         sys.path.insert(0, clone)          # importable in this kernel at once, no restart needed
         invalidate_caches()
         print(f"minigpt installed from {{repo}} (cloned into {{clone}})")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import logging
 import math
+import os
 import textwrap
 from contextlib import contextmanager
 
@@ -40,12 +41,17 @@ ERROR = "#b00020"
 CJK_FONTS = ("WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC",
              "Source Han Sans CN", "Microsoft YaHei", "SimHei", "PingFang SC", "Hiragino Sans GB", "Heiti SC",
              "Arial Unicode MS", "Droid Sans Fallback", "AR PL UMing CN")
+WQY_ZENHEI = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"  # where Debian and Ubuntu (Colab) put it
 
 
 def cjk_font():
     """The name of an installed font with CJK characters (see ``CJK_FONTS``), or None."""
     from matplotlib import font_manager
     installed = {f.name for f in font_manager.fontManager.ttflist}
+    if not any(name in installed for name in CJK_FONTS) and os.path.exists(WQY_ZENHEI):
+        # installed after matplotlib cached its font list (Colab's first cell): add it by path
+        font_manager.fontManager.addfont(WQY_ZENHEI)
+        installed.add(font_manager.FontProperties(fname=WQY_ZENHEI).get_name())
     return next((name for name in CJK_FONTS if name in installed), None)
 
 
