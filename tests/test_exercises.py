@@ -14,6 +14,7 @@ from minigpt.exercises import solutions as S
 from minigpt.exercises.solutions import attention as s03, embeddings as s02, gpt as s04
 from minigpt.exercises.solutions import sampling as s06, tokenization as s01, training as s05, welcome as s00
 
+from verdicts import right, skipped, wrong
 
 
 @pytest.fixture(autouse=True)
@@ -27,33 +28,6 @@ def _no_grad():
 @pytest.fixture(scope="module")
 def shipped():
     return mg.pretrained.load("shakespeare-char", device="cpu")
-
-
-def verdict(capsys, check, *args, **kwargs):
-    """Run a check; return (verdict, the one line it printed)."""
-    v = check(*args, **kwargs)
-    out = capsys.readouterr().out.strip()
-    assert out.count("\n") == 0, out
-    return v, out
-
-
-def right(capsys, check, *args, **kwargs):
-    v, line = verdict(capsys, check, *args, **kwargs)
-    assert v and line.startswith("✓"), line
-    return line
-
-
-def wrong(capsys, check, *args, words=(), **kwargs):
-    v, line = verdict(capsys, check, *args, **kwargs)
-    assert not v and line.startswith("✗"), line
-    for w in words:
-        assert w in line, (w, line)
-    return line
-
-
-def skipped(capsys, check, *args, **kwargs):
-    v, line = verdict(capsys, check, *args, **kwargs)
-    assert not v and line.startswith("○") and "not" in line, line
 
 
 def test_verdict_is_quiet_in_a_notebook_and_true_when_right(capsys):

@@ -7,29 +7,7 @@ from minigpt import sft
 from minigpt.exercises import chat_finetuning as check
 from minigpt.exercises.solutions import chat_finetuning as S
 
-
-def line(capsys, fn, *args):
-    v = fn(*args)
-    out = capsys.readouterr().out.strip()
-    assert out.count("\n") == 0, out
-    return v, out
-
-
-def right(capsys, fn, *args):
-    v, out = line(capsys, fn, *args)
-    assert v and out.startswith("✓"), out
-
-
-def wrong(capsys, fn, *args, words=()):
-    v, out = line(capsys, fn, *args)
-    assert not v and out.startswith("✗"), out
-    for w in words:
-        assert w in out, (w, out)
-
-
-def skipped(capsys, fn, *args):
-    v, out = line(capsys, fn, *args)
-    assert not v and out.startswith("○"), out
+from verdicts import right, skipped, wrong
 
 
 def test_reference_mask_is_the_package_rule():

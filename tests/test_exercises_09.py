@@ -10,29 +10,7 @@ from minigpt.exercises.solutions import real_chat as S
 from minigpt.model import apply_rope, rope_cos_sin
 from minigpt.viz.chat import ChatWidget
 
-
-def line(capsys, verdict_fn, *args):
-    v = verdict_fn(*args)
-    out = capsys.readouterr().out.strip()
-    assert out.count("\n") == 0, out
-    return v, out
-
-
-def right(capsys, fn, *args):
-    v, out = line(capsys, fn, *args)
-    assert v and out.startswith("✓"), out
-
-
-def wrong(capsys, fn, *args, words=()):
-    v, out = line(capsys, fn, *args)
-    assert not v and out.startswith("✗"), out
-    for w in words:
-        assert w in out, (w, out)
-
-
-def skipped(capsys, fn, *args):
-    v, out = line(capsys, fn, *args)
-    assert not v and out.startswith("○"), out
+from verdicts import right, skipped, wrong
 
 
 def test_rms_norm(capsys):
