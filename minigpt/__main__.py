@@ -257,6 +257,10 @@ def _chat_with_model(args) -> None:
     print(f"Loading {args.model} ...", flush=True)
     model, tok = pretrained.load(args.model, device=device)
     system = args.system.replace("\\n", "\n") or None
+    window = model.config.block_size
+    if args.max_new_tokens >= window:  # the reply must leave room in the window for the conversation
+        args.max_new_tokens = window // 2
+        print(f"({args.model} sees {window} tokens at once: replies are capped at {args.max_new_tokens} tokens)")
     chat = Chat(model, tok, system=system, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                 top_k=args.top_k, top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed)
     show_top = args.top

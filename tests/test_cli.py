@@ -126,3 +126,11 @@ def test_train_flags_come_from_the_configs():
 def test_bad_flag_values_are_errors_not_tracebacks(capsys):
     assert main(["train", "--fast", "--no-progress", "--learning-rate", "-1"]) == 2
     assert "learning_rate" in capsys.readouterr().err
+
+
+def test_chat_with_a_small_chat_model_caps_replies_to_its_window(capsys, monkeypatch):
+    # the default --max-new-tokens (200) is longer than dailydialog-chat's 128-token window
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Hello, how are you?\n\n"))
+    assert main(["chat", "--model", "dailydialog-chat", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "capped at 64 tokens" in out and "assistant:" in out
