@@ -9,16 +9,7 @@ from minigpt.dialogue_pairs import PairData
 from minigpt.rnn import SCORES, GRUConfig, GRUSeq2Seq
 from minigpt.seq2seq import beam_reply, greedy_reply
 
-PAD, SOS, EOS = 0, 1, 2
-V = 24
-
-
-class IdTokenizer:
-    def decode(self, ids):
-        return " ".join(map(str, ids))
-
-    def token_str(self, i):
-        return str(i)
+from seq2seq_toys import EOS, PAD, SOS, V, IdTokenizer
 
 
 def tiny(**kw) -> GRUSeq2Seq:

@@ -9,18 +9,7 @@ import minigpt as mg
 from minigpt.dialogue_pairs import PairData, Seq2SeqBatch, encode_pair, make_pairs, pad_pairs
 from minigpt.seq2seq import Seq2Seq, Seq2SeqConfig, beam_reply, greedy_reply
 
-PAD, SOS, EOS = 0, 1, 2
-V = 24
-
-
-class IdTokenizer:
-    """Ids as text, enough for beam search to decode and name tokens."""
-
-    def decode(self, ids):
-        return " ".join(map(str, ids))
-
-    def token_str(self, i):
-        return str(i)
+from seq2seq_toys import EOS, PAD, SOS, V, IdTokenizer
 
 
 def tiny(**kw) -> Seq2Seq:
