@@ -1,0 +1,128 @@
+"""The encoder–decoder: the question is read whole by the encoder, the reply is written token by
+token by the decoder, and at every step cross-attention says where in the question it looks.
+
+The encoder's self-attention is bidirectional: a character of the question looks at the ones
+after it as well as before. The decoder writes the reply greedily; each step's cross-attention
+row (the last decoder layer, the head that looks most sharply) fills one row of the map under
+the question. Numbers from ``numbers_seq2seq`` (the shipped "qa-en" Transformer encoder–decoder
+on a question from DailyDialog's test split).
+
+    manim -qm animations/encoder_decoder.py EncoderDecoder
+"""
+
+from manim import *
+
+import numbers_seq2seq
+from style import *
+
+MAX_STEPS = 18      # reply rows drawn
+SLOW_STEPS = 3      # steps told one by one, with their numbers
+TOP_Y = 2.3         # the question row
+
+
+def question_row(tokens, width: float = 11.0) -> TokenRow:
+    row = TokenRow(tokens, colors=[KEY_COLOR] * len(tokens), font_size=SMALL_SIZE, height=0.42, buff=0.05,
+                   min_width=0.32)
+    if row.width > width:
+        row.scale_to_fit_width(width)
+    return row.move_to(UP * TOP_Y + RIGHT * 0.6)
+
+
+def weight_row(weights, boxes, y: float, height: float, vmax: float) -> VGroup:
+    """One row of cells, one under each question box, coloured by weight."""
+    cells = VGroup()
+    for w, box in zip(weights, boxes):
+        cell = Rectangle(width=box.width, height=height).set_stroke(FAINT, width=0.5)
+        cell.set_fill(heat_color(w, 0.0, vmax), opacity=1.0)
+        cells.add(cell.move_to([box.get_center()[0], y, 0]))
+    return cells
+
+
+class EncoderDecoder(CourseScene):
+    gallery_at = 0.93
+
+    def construct(self):
+        self.data = numbers_seq2seq.cross_attention_numbers()
+        self.add(footnote(numbers_seq2seq.provenance()))
+        self.show_title("Encoder–decoder", "the encoder reads the question; the decoder writes the reply, looking back at it")
+        row = self.encoder_part()
+        self.decoder_part(row)
+        self.wait(1.5)
+
+    def encoder_part(self) -> TokenRow:
+        d = self.data
+        row = question_row(d["src_tokens"])
+        label = make_text("question", font_size=SMALL_SIZE, color=KEY_COLOR).next_to(row, LEFT, buff=0.25)
+        self.play(FadeIn(row, lag_ratio=0.05), FadeIn(label),
+                  self.say(f"a held-out question, {len(d['src_tokens'])} characters: one token each"), run_time=1.2)
+        encoder = model_box("encoder", width=row.width, height=0.9, color=KEY_COLOR,
+                            sublabel=f"{d['n_layer']} blocks of self-attention without a causal mask")
+        encoder.next_to(row, DOWN, buff=0.9)
+        self.play(FadeIn(encoder), run_time=0.6)
+
+        e = d["encoder"]
+        q, weights = e["query"], e["row"]
+        strip = weight_row(weights, row.boxes, row.get_bottom()[1] - 0.35, 0.3, max(weights))
+        mark = SurroundingRectangle(row.boxes[q], color=ACCENT, buff=0.04)
+        after = 100 * e["after"]
+        self.play(Create(mark), FadeIn(strip, lag_ratio=0.03),
+                  self.say(f"one character, {show_token(d['src_tokens'][q])!r}, looks at the whole question: "
+                           f"{after:.0f}% of its attention goes to characters after it"), run_time=1.3)
+        self.wait(1.2)
+        self.play(self.say("a decoder's causal mask would forbid that: the encoder reads both ways, "
+                           "since the whole question is there from the start"), run_time=0.8)
+        self.wait(1.2)
+        memory = make_text("one vector per question character: the keys and values of cross-attention",
+                           font_size=TINY_SIZE, color=MUTED).next_to(encoder, DOWN, buff=0.2)
+        self.play(FadeOut(strip), FadeOut(mark), FadeIn(memory), run_time=0.7)
+        self.wait(0.8)
+        self.play(FadeOut(encoder), FadeOut(memory), run_time=0.5)
+        return row
+
+    def decoder_part(self, row: TokenRow):
+        d = self.data
+        n = min(MAX_STEPS, len(d["reply_tokens"]))
+        vmax = max(max(r) for r in d["cross"][:n])
+        top = row.get_bottom()[1] - 0.25
+        h = min(0.3, (top + 2.75) / n)  # above the two-line caption
+        decoder = model_box("decoder", width=1.9, height=0.9, color=QUERY_COLOR,
+                            sublabel="writes one token per step").move_to(LEFT * 5.9 + DOWN * 0.2)
+        header = make_text(f"cross-attention (layer {d['layer'] + 1}, head {d['head'] + 1})", font_size=TINY_SIZE,
+                           color=MUTED).next_to(row, DOWN, buff=0.04).align_to(row, RIGHT)
+        self.play(FadeIn(decoder), self.say("the decoder starts from <sos> and writes the reply one token at a "
+                                            "time; at every step it looks back at the question"), run_time=0.9)
+        self.wait(0.8)
+        rows = VGroup()
+        labels = VGroup()
+        for t in range(n):
+            y = top - (t + 0.5) * h
+            cells = weight_row(d["cross"][t], row.boxes, y, h * 0.92, vmax)
+            tok = d["reply_tokens"][t]
+            label = make_text(show_token(tok), font_size=min(SMALL_SIZE, 60 * h), color=QUERY_COLOR, mono=True)
+            label.move_to([row.get_left()[0] - 0.3, y, 0])
+            if t < SLOW_STEPS:
+                weights = d["cross"][t]
+                j = max(range(len(weights)), key=weights.__getitem__)
+                fed = "<sos>" if t == 0 else show_token(d["reply_tokens"][t - 1])
+                pct = make_text(f"{100 * weights[j]:.0f}%", font_size=TINY_SIZE, color=ACCENT)
+                pct.next_to(cells[j], RIGHT, buff=0.05)
+                anims = [FadeIn(cells, lag_ratio=0.02), FadeIn(pct)]
+                if t == 0:
+                    anims.append(FadeIn(header))
+                self.play(*anims, self.say(f"step {t + 1}: fed {fed!r}, it looks most at "
+                                           f"{show_token(d['src_tokens'][j])!r} ({100 * weights[j]:.0f}%) "
+                                           f"and writes {show_token(tok)!r} ({100 * d['probs'][t]:.0f}%)"),
+                          run_time=1.0)
+                self.play(FadeIn(label, shift=0.2 * RIGHT), run_time=0.4)
+                self.wait(0.9)
+                self.play(FadeOut(pct), run_time=0.3)
+            else:
+                if t == SLOW_STEPS:
+                    self.play(self.say("and so on: each new row is where that reply character looked"), run_time=0.5)
+                self.play(FadeIn(cells), FadeIn(label), run_time=0.25)
+            rows.add(cells)
+            labels.add(label)
+        more = len(d["reply_tokens"]) - n
+        reply = d["reply_text"] if more <= 0 else d["reply_text"][:n] + "…"
+        self.play(self.say(f"each row sums to 1.  model: {reply!r}   true reply: {d['true_reply']!r}"), run_time=0.8)
+        self.wait(2.0)

@@ -1,0 +1,183 @@
+"""The sequence-to-sequence scenes (EncoderDecoder, TeacherForcing): the numbers they draw are the
+shipped encoder–decoder's own, computed here a second way, and each scene renders a real last
+frame at low quality (``manim -ql -s``), as a learner would run it."""
+
+import importlib
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import minigpt as mg
+from minigpt.dialogue_pairs import make_pairs
+from minigpt.seq2seq import greedy_reply
+
+REPO = Path(__file__).resolve().parent.parent
+ANIMATIONS = REPO / "animations"
+SCENES = {"EncoderDecoder": "encoder_decoder.py", "TeacherForcing": "teacher_forcing.py"}
+
+needs_manim = pytest.mark.skipif(importlib.util.find_spec("manim") is None,
+                                 reason="manim is not installed (pip install manim) so no scene can render")
+
+
+def _import(name: str):
+    sys.path.insert(0, str(ANIMATIONS))  # what manim does for the scene it renders
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ANIMATIONS))
+
+
+@pytest.fixture(scope="module")
+def numbers():
+    return _import("numbers_seq2seq")
+
+
+@pytest.fixture(scope="module")
+def reference(numbers):
+    """The model loaded on its own, as a learner loads it (another copy than the scenes' one)."""
+    override = os.environ.get("MINIGPT_ANIMATION_SEQ2SEQ_WEIGHTS")
+    model, tok = numbers._load_file(Path(override)) if override else mg.pretrained.load(numbers.MODEL_NAME)
+    return model.eval(), tok
+
+
+def _decoder_probs(model, src_ids, decoder_input):
+    with torch.no_grad():
+        return torch.softmax(model(torch.tensor([src_ids]), torch.tensor([decoder_input])).logits[0], dim=-1)
+
+
+def test_scenes_are_in_the_registry():
+    spec = importlib.util.spec_from_file_location("animations_render_all", ANIMATIONS / "render_all.py")
+    render_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render_all)
+    for scene, filename in SCENES.items():
+        assert render_all.SCENES[scene] == filename
+
+
+def test_the_question_is_held_out_and_its_reply_is_the_one_that_followed(numbers):
+    test_pairs = make_pairs(mg.data.load_dialogues("dailydialog", "test"))
+    assert (numbers.QUESTION, numbers.true_reply()) in {(c[-1], r) for c, r in test_pairs}
+    with pytest.raises(ValueError, match="test split"):
+        numbers.true_reply("A question nobody in DailyDialog ever asked?")
+
+
+def test_cross_attention_on_screen_is_the_models(numbers, reference):
+    d = numbers.cross_attention_numbers()
+    model, tok = reference
+    src_ids = tok.encode(d["question"], allowed_special="none")
+    reply = greedy_reply(model, src_ids, 32)
+    eos = model.config.eos_id
+    assert d["reply_tokens"] == [("<eos>" if i == eos else tok.token_str(i)) for i in reply]
+    assert d["src_tokens"] == [tok.token_str(i) for i in src_ids]
+    with torch.no_grad():
+        out = model(torch.tensor([src_ids]), torch.tensor([[model.config.sos_id] + reply[:-1]]), return_attention=True)
+    cross = out.cross_attentions[-1][0, d["head"]]                       # [T, S]
+    torch.testing.assert_close(torch.tensor(d["cross"]), cross, atol=1e-5, rtol=0)
+    torch.testing.assert_close(cross.sum(-1), torch.ones(len(reply)))
+    # the number the first step's caption shows: the largest weight of the first row, in percent
+    shown = max(d["cross"][0])
+    assert f"{100 * shown:.0f}%" == f"{100 * float(cross[0].max()):.0f}%"
+    probs = torch.softmax(out.logits[0], dim=-1)
+    assert d["probs"][0] == pytest.approx(float(probs[0, reply[0]]), abs=1e-5)
+    # the chosen head looks most sharply: the lowest mean entropy of the last layer's heads
+    heads = out.cross_attentions[-1][0]
+    entropy = -(heads.clamp_min(1e-12).log() * heads).sum(-1).mean(-1)
+    assert d["head"] == int(entropy.argmin())
+    enc = out.encoder_attentions[-1][0, d["encoder"]["head"], d["encoder"]["query"]]
+    assert d["encoder"]["after"] == pytest.approx(float(enc[d["encoder"]["query"] + 1:].sum()), abs=1e-5)
+    assert d["encoder"]["after"] > 0  # the encoder looks ahead: no causal mask
+
+
+def test_teacher_forcing_numbers_are_the_models(numbers, reference):
+    d = numbers.teacher_forcing_numbers(max_steps=24)
+    model, tok = reference
+    c = model.config
+    src_ids = tok.encode(d["question"], allowed_special="none")
+    gold = (tok.encode(d["true_reply"], allowed_special="none") + [c.eos_id])[:24]
+    forced = _decoder_probs(model, src_ids, [c.sos_id] + gold[:-1])
+    assert d["forced"] == pytest.approx([float(forced[t, g]) for t, g in enumerate(gold)], abs=1e-5)
+    own = greedy_reply(model, src_ids, len(gold))
+    assert d["own"] == [("<eos>" if i == c.eos_id else tok.token_str(i)) for i in own]
+    free = _decoder_probs(model, src_ids, [c.sos_id] + own[:-1])
+    for t, g in enumerate(gold):
+        if t < len(own) and c.eos_id not in own[:t]:
+            assert d["free"][t] == pytest.approx(float(free[t, g]), abs=1e-5)
+        else:
+            assert d["free"][t] is None  # it had stopped writing
+    wrong = [t for t, (g, o) in enumerate(zip(gold, own)) if g != o]
+    if wrong:
+        assert d["first_mistake"] == wrong[0]
+    # the means drawn on screen, from the model's probabilities
+    steps = [t for t, p in enumerate(d["free"]) if p is not None]
+    assert d["mean_forced"] == pytest.approx(sum(float(forced[t, gold[t]]) for t in steps) / len(steps), abs=1e-5)
+
+
+def test_scheduled_sampling_mixes_the_input_as_training_does(numbers, reference):
+    model, tok = reference
+    c = model.config
+    d = numbers.scheduled_sampling_numbers(ratio=0.5, seed=3, max_steps=24)
+    assert d["gold_input"][0] == "<sos>" and not d["own"][0]
+    assert d["mixed"] == [p if o else g for g, p, o in zip(d["gold_input"], d["predicted"], d["own"])]
+    # the model's own scheduled sampling, under the same seed, feeds the same input
+    gold = (tok.encode(d["true_reply"], allowed_special="none") + [c.eos_id])[:24]
+    tgt = torch.tensor([[c.sos_id] + gold[:-1]])
+    src = torch.tensor([tok.encode(d["question"], allowed_special="none")])
+    old, c.teacher_forcing_ratio = c.teacher_forcing_ratio, 0.5
+    try:
+        with torch.no_grad(), torch.random.fork_rng():
+            torch.manual_seed(3)
+            mixed = model._scheduled_sampling(tgt, model.start(src, use_cache=False))
+    finally:
+        c.teacher_forcing_ratio = old
+    shown = ["<sos>" if i == c.sos_id else "<eos>" if i == c.eos_id else tok.token_str(i) for i in mixed[0].tolist()]
+    assert d["mixed"] == shown
+    assert [False] + [True] * 23 == numbers.scheduled_sampling_numbers(ratio=0.0, max_steps=24)["own"]
+    assert not any(numbers.scheduled_sampling_numbers(ratio=1.0, max_steps=24)["own"])
+    with pytest.raises(ValueError, match="ratio"):
+        numbers.scheduled_sampling_numbers(ratio=1.5)
+
+
+def test_exposure_bias_batch_equals_one_question_at_a_time(numbers):
+    d = numbers.exposure_bias(n_pairs=1, max_steps=20, min_reply=12)
+    question = next(q for q, r in numbers.held_out_pairs() if len(r) >= 12)
+    one = numbers.teacher_forcing_numbers(question, max_steps=20)
+    for t, (f, o) in enumerate(zip(one["forced"], one["free"])):
+        if o is None:
+            assert d["free"][t] is None
+        else:
+            assert d["forced"][t] == pytest.approx(f, abs=1e-5) and d["free"][t] == pytest.approx(o, abs=1e-5)
+    assert d["first_mistake_median"] == (one["first_mistake"] + 1 if one["first_mistake"] is not None else 21)
+    many = numbers.exposure_bias(n_pairs=16)
+    assert many["n_pairs"] == 16 and 0 < many["mean_free"] < 1 and 0 < many["mean_forced"] < 1
+
+
+def test_inverse_sigmoid_schedule(numbers):
+    r = numbers.inverse_sigmoid_schedule(2000, 100)
+    assert r[0] == pytest.approx(100 / 101)
+    assert all(a > b for a, b in zip(r, r[1:])) and r[-1] < 0.01
+    with pytest.raises(ValueError, match="k must be"):
+        numbers.inverse_sigmoid_schedule(10, 0.5)
+
+
+@needs_manim
+@pytest.mark.parametrize("scene", list(SCENES))
+def test_scene_renders_a_picture(scene, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    cmd = [sys.executable, "-m", "manim", "render", "-ql", "-s", "--media_dir", str(tmp_path), "--progress_bar", "none",
+           "--disable_caching", f"animations/{SCENES[scene]}", scene]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    output = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+    assert result.returncode == 0, f"manim failed to render {scene}:\n{output}"
+    images = sorted((tmp_path / "images" / Path(SCENES[scene]).stem).glob(f"{scene}*.png"))
+    assert images, f"manim rendered {scene} but wrote no PNG:\n{output}"
+    pixels = np.asarray(Image.open(images[-1]).convert("RGB"), dtype=np.float32)
+    assert pixels.shape[0] >= 360 and pixels.shape[1] >= 640
+    drawn = (np.abs(pixels - pixels[0, 0]).sum(axis=-1) > 30).mean()
+    assert pixels.std() > 5 and drawn > 0.01, f"{scene}: the last frame is (nearly) blank"
