@@ -26,6 +26,7 @@ _EXPORTS = {
         "NextTokenExplorer", "AttentionExplorer", "TokenizerExplorer", "EmbeddingExplorer", "TrainingMonitor",
         "FigureBox")},
     "head_view": "bertviz", "model_view": "bertviz", "bertviz_attention": "bertviz",
+    **{name: "align" for name in ("plot_reward_scores", "plot_ppo_history", "plot_dpo_history", "CompareAligned")},
 }
 _SUBMODULES = {"plots", "widgets", "bertviz", "video"}
 
