@@ -24,6 +24,7 @@ from .sampling import (GenerationStep, NextTokenDistribution, apply_repetition_p
                        trace_generation)
 from .tokenizer import BPETokenizer, CharTokenizer, TokenizerError  # noqa: E402
 from .train import Trainer, TrainConfig, TrainingDiverged, lr_at  # noqa: E402
+from . import align  # noqa: E402  (after the modules it builds on)
 
 __all__ = [
     "GPT", "GPTConfig", "GPTOutput", "causal_mask",

@@ -373,6 +373,12 @@ def cmd_finetune(args) -> None:
                      resume=args.resume)
 
 
+def cmd_align(args) -> None:
+    from .align.command import run
+
+    run(args)
+
+
 def _add_finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", default="dailydialog-base",
                    help="the base model: a shipped name or a checkpoint file (default: %(default)s)")
@@ -441,6 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, required=True, help="the ckpt.pt to read")
     p.add_argument("--to", type=Path, required=True, help="the weights file to write")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("align", help="align a chat model: a reward model, DPO or PPO",
+                       description="Train a reward model on preference pairs, or align a chat policy with DPO or "
+                                   "PPO; OUT_DIR/ckpt.pt is written atomically and --resume goes on from it.")
+    from .align.command import add_arguments as _add_align_args
+    _add_align_args(p)
+    p.set_defaults(func=cmd_align)
     return parser
 
 

@@ -1,0 +1,163 @@
+"""What the three alignment loops share: their settings, device and precision, AdamW with the
+course's learning-rate schedule, progress, and checkpoints that resume exactly.
+
+The reward model, DPO and PPO each run their own loop (a PPO step is a rollout, scoring and several
+update epochs, not one supervised batch), but they pick the device with ``runtime``, set the
+learning rate with ``train.lr_at``, group parameters with ``train.param_groups`` and write atomic
+checkpoints with ``checkpoint.save_checkpoint``, like the Trainer.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..checkpoint import (DEFAULT_NAME, CheckpointError, capture_rng_state, load_checkpoint, require_training_state,
+                          restore, restore_rng_state, save_checkpoint)
+from ..checks import check_bool, check_int, check_number, from_dict
+from ..runtime import pick_device, resolve_device
+from ..train import TrainingDiverged, lr_at, param_groups
+
+
+@dataclass
+class LoopConfig:
+    """Settings every alignment loop has (each method's config adds its own and its defaults)."""
+
+    max_iters: int = 200              # optimizer steps (PPO: rollout + update rounds)
+    batch_size: int = 16              # pairs (reward model, DPO) or prompts (PPO) per step
+    learning_rate: float = 5e-5       # peak learning rate: small, the model is already trained
+    min_lr: float = 5e-6
+    warmup_iters: int = 10
+    lr_decay_iters: Optional[int] = None  # None = max_iters
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: Optional[float] = 1.0  # clip the global gradient norm; None or 0 = off
+    eval_interval: int = 50           # evaluate on the dev data (and save) every N steps
+    out_dir: Optional[str] = None     # where ckpt.pt goes; None = save nothing
+    device: str = "auto"              # "auto" (CUDA if present, else CPU), "cpu", "cuda", ...
+    dtype: str = "auto"               # "auto" (bfloat16 autocast on CUDA, float32 elsewhere), "float32", "bfloat16"
+    seed: int = 1337
+    progress: bool = True             # a tqdm progress bar; False prints a line per evaluation
+
+    def __post_init__(self):
+        name = type(self).__name__
+        for field in ("max_iters", "warmup_iters"):
+            check_int(getattr(self, field), f"{name}.{field}", 0)
+        for field in ("batch_size", "eval_interval"):
+            check_int(getattr(self, field), f"{name}.{field}", 1)
+        check_int(self.lr_decay_iters, f"{name}.lr_decay_iters", 0, allow_none=True)
+        check_int(self.seed, f"{name}.seed", 0)
+        check_number(self.learning_rate, f"{name}.learning_rate", 0, low_open=True)
+        check_number(self.min_lr, f"{name}.min_lr", 0, self.learning_rate)
+        check_number(self.weight_decay, f"{name}.weight_decay", 0)
+        check_number(self.beta1, f"{name}.beta1", 0, 1, high_open=True)
+        check_number(self.beta2, f"{name}.beta2", 0, 1, high_open=True)
+        check_number(self.grad_clip, f"{name}.grad_clip", 0, allow_none=True)
+        check_bool(self.progress, f"{name}.progress")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"{name}.dtype must be 'auto', 'float32' or 'bfloat16', got {self.dtype!r}")
+        if self.out_dir is not None:
+            self.out_dir = str(Path(self.out_dir).expanduser())
+        if self.device != "auto":
+            resolve_device(self.device, f"{name}.device", must_exist=False)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return from_dict(cls, d)
+
+
+def pick(config: LoopConfig) -> torch.device:
+    """The device a loop runs on (``runtime.pick_device`` for "auto")."""
+    return pick_device() if config.device == "auto" else resolve_device(config.device, f"{type(config).__name__}.device")
+
+
+def autocast(config: LoopConfig, device: torch.device):
+    """bfloat16 autocast on CUDA ("auto" or "bfloat16"), else nothing: float32 as the model is."""
+    if config.dtype == "float32" or (config.dtype == "auto" and device.type != "cuda"):
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def make_optimizer(module: torch.nn.Module, config: LoopConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters of ``module`` (decay on matrices only, as the Trainer)."""
+    return torch.optim.AdamW(param_groups(module, config.weight_decay), lr=lr_at(0, config),
+                             betas=(config.beta1, config.beta2))
+
+
+def set_lr(optimizer, step: int, config: LoopConfig) -> float:
+    """Set every group's learning rate for ``step`` (warm-up + cosine, ``train.lr_at``); return it."""
+    lr = lr_at(step, config)
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+    return lr
+
+
+def clip_and_step(module, optimizer, loss: torch.Tensor, step: int, config: LoopConfig) -> float:
+    """backward, stop on a NaN/inf loss or gradient (before it reaches the weights), clip, step.
+    Returns the gradient norm before clipping."""
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"the loss is {loss.item()} at step {step}; lower the learning rate", step, loss.item())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip if config.grad_clip else math.inf)
+    if not torch.isfinite(norm):
+        raise TrainingDiverged(f"the gradient norm is {norm.item()} at step {step}; lower the learning rate",
+                               step, loss.item())
+    optimizer.step()
+    return norm.item()
+
+
+def progress_bar(config: LoopConfig, step: int, desc: str):
+    """A tqdm bar from ``step`` to ``max_iters`` (None when progress is off)."""
+    if not config.progress:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=config.max_iters, initial=step, desc=desc, unit="step", dynamic_ncols=True)
+
+
+def checkpoint_path(config: LoopConfig) -> Optional[Path]:
+    return None if config.out_dir is None else Path(config.out_dir) / DEFAULT_NAME
+
+
+def save_state(config: LoopConfig, model, optimizer, step: int, tokenizer, extra: dict,
+               generator: Optional[torch.Generator] = None) -> Optional[Path]:
+    """Atomically write ``out_dir/ckpt.pt`` (model weights, optimizer, step, random states, config and
+    ``extra``); nothing when out_dir is None. A crash mid-save keeps the previous checkpoint."""
+    path = checkpoint_path(config)
+    if path is None:
+        return None
+    extra = {**extra, "align_config": config.to_dict()}
+    return save_checkpoint(path, model, optimizer, step=step, extra=extra, tokenizer=tokenizer,
+                           rng_state=capture_rng_state(generator))
+
+
+def load_state(config: LoopConfig, model, optimizer, method: str, generator=None) -> tuple[int, dict]:
+    """Resume from ``out_dir/ckpt.pt``: weights and optimizer into ``model`` / ``optimizer``, random
+    states back; returns (step, the checkpoint's extra). CheckpointError when there is nothing to
+    resume or the file was written by another method."""
+    path = checkpoint_path(config)
+    if path is None:
+        raise ValueError("resume=True needs out_dir: the folder whose ckpt.pt to resume from")
+    ckpt = load_checkpoint(path)
+    require_training_state(ckpt, path)
+    found = ckpt.get("extra", {}).get("method")
+    if found != method:
+        raise CheckpointError(f"{path} was written by {found or 'another loop'!s}, not {method}; "
+                              f"resume it with its own method or choose another out_dir")
+    step = restore(ckpt, model, optimizer)
+    restore_rng_state(ckpt["rng"], generator)
+    return step, ckpt["extra"]
+
+
+def new_history(*keys: str) -> dict:
+    return {k: [] for k in keys}
