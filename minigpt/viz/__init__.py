@@ -26,6 +26,8 @@ _EXPORTS = {
         "NextTokenExplorer", "AttentionExplorer", "TokenizerExplorer", "EmbeddingExplorer", "TrainingMonitor",
         "FigureBox")},
     "head_view": "bertviz", "model_view": "bertviz", "bertviz_attention": "bertviz",
+    **{name: "seq2seq" for name in ("cross_attention_maps", "plot_cross_attention", "CrossAttentionExplorer",
+                                    "Seq2SeqChat", "plot_fill_in", "FillInExplorer")},
     **{name: "align" for name in ("plot_reward_scores", "plot_ppo_history", "plot_dpo_history", "CompareAligned")},
 }
 _SUBMODULES = {"plots", "widgets", "bertviz", "video"}
