@@ -69,9 +69,14 @@ class EncoderDecoder(CourseScene):
                   self.say(f"one character, {show_token(d['src_tokens'][q])!r}, looks at the whole question: "
                            f"{after:.0f}% of its attention goes to characters after it"), run_time=1.3)
         self.wait(1.2)
-        self.play(self.say("a decoder's causal mask would forbid that: the encoder reads both ways, "
+        ahead = strip[q + 1:]
+        self.play(*[c.animate.set_fill(FAINT, opacity=0.35) for c in ahead],
+                  self.say("a decoder's causal mask would blank those out; the encoder reads both ways, "
                            "since the whole question is there from the start"), run_time=0.8)
-        self.wait(1.2)
+        self.wait(1.0)
+        self.play(*[c.animate.set_fill(heat_color(w, 0.0, max(weights)), opacity=1.0)
+                    for c, w in zip(ahead, weights[q + 1:])], run_time=0.6)
+        self.wait(0.5)
         memory = make_text("one vector per question character: the keys and values of cross-attention",
                            font_size=TINY_SIZE, color=MUTED).next_to(encoder, DOWN, buff=0.2)
         self.play(FadeOut(strip), FadeOut(mark), FadeIn(memory), run_time=0.7)

@@ -244,6 +244,69 @@ def teacher_forcing_numbers(question: str = QUESTION, max_steps: int = 24, name:
     }
 
 
+def _continue(model, src, prefix: list[int], max_new_tokens: int) -> list[int]:
+    """Greedy tokens after the decoder input ``prefix`` (<sos> first), until <eos> or max_new_tokens,
+    with the decoder's cache; checked against one parallel pass."""
+    eos = model.config.eos_id
+    state, tokens, out = model.start(src), torch.tensor([prefix]), []
+    for _ in range(max_new_tokens):
+        logits, state = model.step(tokens, state)
+        out.append(int(logits[0].argmax()))
+        if out[-1] == eos:
+            break
+        tokens = torch.tensor([out[-1:]])
+    if out and _probs_given(model, src, prefix + out[:-1])[len(prefix) - 1:].argmax(-1).tolist() != out:
+        raise RuntimeError("the parallel pass does not pick the tokens the cached decoder wrote")
+    return out
+
+
+@torch.no_grad()
+def one_mistake_numbers(question: str = QUESTION, max_steps: int = 24, at: int | None = None,
+                        name: str = MODEL_NAME) -> dict:
+    """One wrong character in an otherwise true decoder input, and what it does to everything after it.
+
+    at: the step whose input token is made wrong (None: the first step after the first that the
+        model, fed the truth, gets right; the wrong token is its most likely other choice there).
+    Returns {"question", "true_reply", "at", "right", "wrong" (str), "wrong_prob": the model's
+    probability of the wrong token at that step, "prefix": [str] the true tokens before it,
+    "clean_continuation" / "wrong_continuation": [str] its greedy reply after the right / the
+    wrong token, "clean_next" / "wrong_next": [p] of each later true token, fed the true reply
+    with the right / the wrong token at ``at`` (teacher forcing everywhere else),
+    "mean_clean", "mean_wrong"}.
+    """
+    model, tok = model_and_tokenizer(name)
+    c = model.config
+    src_ids = _encode_question(tok, model, question)
+    src = torch.tensor([src_ids])
+    gold = _reply_ids(tok, model, true_reply(question), max_steps)
+    T = len(gold)
+    if T < 3:
+        raise ValueError("the true reply is too short to show what follows a mistake; pick a longer one")
+    forced = _probs_given(model, src, [c.sos_id] + gold[:-1])
+    if at is None:
+        right = [t for t in range(1, T - 2) if int(forced[t].argmax()) == gold[t]]
+        at = right[0] if right else 1
+    if not 0 <= at < T - 1:
+        raise ValueError(f"at must be a step in 0..{T - 2} (a mistake needs steps after it), got {at}")
+    ranked = forced[at].argsort(descending=True).tolist()
+    wrong = next(i for i in ranked if i not in (gold[at], c.eos_id, c.pad_id, c.sos_id))
+    corrupted = _probs_given(model, src, [c.sos_id] + gold[:at] + [wrong] + gold[at + 1:-1])
+    later = range(at + 1, T)
+    clean_next = [round(float(forced[t, gold[t]]), 6) for t in later]
+    wrong_next = [round(float(corrupted[t, gold[t]]), 6) for t in later]
+    room = T - at - 1
+    show = lambda ids: [_show(tok, model, i) for i in ids]  # noqa: E731
+    return {
+        "question": question, "true_reply": true_reply(question), "at": at,
+        "right": _show(tok, model, gold[at]), "wrong": _show(tok, model, wrong),
+        "wrong_prob": round(float(forced[at, wrong]), 6), "prefix": show(gold[:at]),
+        "clean_continuation": show(_continue(model, src, [c.sos_id] + gold[:at + 1], room)),
+        "wrong_continuation": show(_continue(model, src, [c.sos_id] + gold[:at] + [wrong], room)),
+        "clean_next": clean_next, "wrong_next": wrong_next,
+        "mean_clean": sum(clean_next) / len(clean_next), "mean_wrong": sum(wrong_next) / len(wrong_next),
+    }
+
+
 @torch.no_grad()
 def scheduled_sampling_numbers(question: str = QUESTION, ratio: float = 0.5, seed: int = 0, max_steps: int = 24,
                                name: str = MODEL_NAME) -> dict:

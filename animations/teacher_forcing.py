@@ -64,6 +64,8 @@ class TeacherForcing(CourseScene):
         self.show_title("Teacher forcing", "fed the truth while training; fed its own words when it answers")
         self.forced_and_free()
         self.clear_stage()
+        self.one_mistake()
+        self.clear_stage()
         self.scheduled_sampling()
         self.clear_stage()
         self.averages()
@@ -110,6 +112,54 @@ class TeacherForcing(CourseScene):
         self.play(self.say(f"the same model, the same question: {100 * d['mean_forced']:.0f}% fed the truth, "
                            f"{100 * d['mean_free']:.0f}% fed itself. That gap is exposure bias"), run_time=0.8)
         self.wait(2.0)
+
+    def one_mistake(self):
+        m = numbers_seq2seq.one_mistake_numbers(max_steps=MAX_STEPS)
+        x0, width = -4.2, 10.6
+        k = m["at"]
+        clean = m["prefix"] + [m["right"]] + m["clean_continuation"]
+        wrong = m["prefix"] + [m["wrong"]] + m["wrong_continuation"]
+        colors = lambda n: [KEY_COLOR] * (k + 1) + [FREE_COLOR] * n  # noqa: E731
+        gold = char_row(self.tf["gold"], [KEY_COLOR] * len(self.tf["gold"]), x0, -0.15, width)
+        scale = gold.boxes[0].height / 0.4
+        row_a = char_row(clean, colors(len(m["clean_continuation"])), x0, 1.85, width * 2)
+        row_b = char_row(wrong, colors(len(m["wrong_continuation"])), x0, 1.0, width * 2)
+        for row in (row_a, row_b):  # the same size and columns as the true reply below
+            row.scale(scale)
+            for box, ref in zip(row.boxes, gold.boxes):
+                box.move_to([ref.get_center()[0], row.get_center()[1], 0])
+        row_b.boxes[k].box.set_stroke(WRONG_COLOR)
+        mark = SurroundingRectangle(row_b.boxes[k], color=ACCENT, buff=0.04)
+        self.play(FadeIn(row_a[:k + 1]), FadeIn(side_label("the true start", row_a, KEY_COLOR)),
+                  self.say(f"now one mistake on purpose: the true reply up to step {k + 1}, and the same with "
+                           f"{show_token(m['wrong'])!r} for {show_token(m['right'])!r} there "
+                           f"(the model's own {100 * m['wrong_prob']:.0f}% guess)"), run_time=1.0)
+        self.play(FadeIn(row_b[:k + 1]), FadeIn(side_label("one wrong", row_b, WRONG_COLOR)), Create(mark),
+                  run_time=0.8)
+        self.wait(1.0)
+        self.play(FadeIn(row_a[k + 1:], lag_ratio=0.1), FadeIn(row_b[k + 1:], lag_ratio=0.1),
+                  self.say("left to continue on its own, the two replies go different ways"), run_time=1.6)
+        self.wait(1.2)
+        base, height = -2.45, 1.2
+        bars = VGroup()
+        for t, (pc, pw) in enumerate(zip(m["clean_next"], m["wrong_next"]), start=k + 1):
+            box = gold.boxes[t]
+            for p, color, side in ((pc, BAR_COLOR, LEFT), (pw, WRONG_COLOR, RIGHT)):
+                bar = Rectangle(width=box.width * 0.36, height=max(height * p, 0.01)).set_stroke(width=0)
+                bar.set_fill(color, opacity=0.9)
+                bars.add(bar.move_to([box.get_center()[0], base, 0] + side * box.width * 0.2, aligned_edge=DOWN))
+        axis = Line([gold.get_left()[0], base, 0], [gold.get_right()[0], base, 0], stroke_color=MUTED,
+                    stroke_width=1.5)
+        means = VGroup(make_text(f"after the right one: mean {100 * m['mean_clean']:.0f}%", font_size=TINY_SIZE,
+                                 color=BAR_COLOR),
+                       make_text(f"after the wrong one: mean {100 * m['mean_wrong']:.0f}%", font_size=TINY_SIZE,
+                                 color=WRONG_COLOR)).arrange(DOWN, aligned_edge=LEFT, buff=0.08)
+        means.next_to(gold, DOWN, buff=0.12).align_to(gold, RIGHT)
+        self.play(FadeIn(gold), FadeIn(side_label("true reply", gold, KEY_COLOR)), FadeIn(axis),
+                  FadeIn(bars, lag_ratio=0.02), FadeIn(means),
+                  self.say("fed the true reply everywhere else, the probability of each later true character: "
+                           "one wrong input still pulls it down"), run_time=1.4)
+        self.wait(2.5)
 
     def scheduled_sampling(self):
         s = numbers_seq2seq.scheduled_sampling_numbers(ratio=RATIO, seed=SEED, max_steps=MAX_STEPS)

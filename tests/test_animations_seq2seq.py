@@ -116,6 +116,29 @@ def test_teacher_forcing_numbers_are_the_models(numbers, reference):
     assert d["mean_forced"] == pytest.approx(sum(float(forced[t, gold[t]]) for t in steps) / len(steps), abs=1e-5)
 
 
+def test_one_mistake_numbers_are_the_models(numbers, reference):
+    m = numbers.one_mistake_numbers(max_steps=24)
+    model, tok = reference
+    c = model.config
+    ids = lambda shown: [c.eos_id if s == "<eos>" else tok.stoi[s] for s in shown]  # noqa: E731
+    src_ids = tok.encode(m["question"], allowed_special="none")
+    gold = (tok.encode(m["true_reply"], allowed_special="none") + [c.eos_id])[:24]
+    k, wrong = m["at"], tok.stoi[m["wrong"]]
+    assert m["prefix"] == [tok.token_str(i) for i in gold[:k]] and m["right"] == tok.token_str(gold[k]) != m["wrong"]
+    corrupted = _decoder_probs(model, src_ids, [c.sos_id] + gold[:k] + [wrong] + gold[k + 1:-1])
+    assert m["wrong_next"] == pytest.approx([float(corrupted[t, gold[t]]) for t in range(k + 1, len(gold))], abs=1e-5)
+    forced = _decoder_probs(model, src_ids, [c.sos_id] + gold[:-1])
+    assert m["wrong_prob"] == pytest.approx(float(forced[k, wrong]), abs=1e-5)
+    # its continuations, recomputed without the decoder's cache, one whole pass per token
+    for first, shown in ((gold[k], m["clean_continuation"]), (wrong, m["wrong_continuation"])):
+        seq = [c.sos_id] + gold[:k] + [first]
+        for s in ids(shown):
+            assert int(_decoder_probs(model, src_ids, seq)[-1].argmax()) == s
+            seq.append(s)
+    with pytest.raises(ValueError, match="at must be"):
+        numbers.one_mistake_numbers(at=500)
+
+
 def test_scheduled_sampling_mixes_the_input_as_training_does(numbers, reference):
     model, tok = reference
     c = model.config
