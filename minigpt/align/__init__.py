@@ -33,3 +33,6 @@ __all__ += [
     "AdaptiveKL", "PolicyLoss", "PolicyWithValue", "PPOConfig", "PPOTrainer", "Rollout", "clipped_policy_loss",
     "clipped_value_loss", "gae", "kl_per_token", "rollout", "token_rewards", "whiten",
 ]
+from .measure import PolicyReport, evaluate_policy, peak_memory, side_by_side, token_kl, win_rate  # noqa: E402
+
+__all__ += ["PolicyReport", "evaluate_policy", "peak_memory", "side_by_side", "token_kl", "win_rate"]
