@@ -92,8 +92,10 @@ class EncoderDecoder(CourseScene):
         h = min(0.3, (top + 2.75) / n)  # above the two-line caption
         decoder = model_box("decoder", width=1.9, height=0.9, color=QUERY_COLOR,
                             sublabel="writes one token per step").move_to(LEFT * 5.9 + DOWN * 0.2)
-        header = make_text(f"cross-attention (layer {d['layer'] + 1}, head {d['head'] + 1})", font_size=TINY_SIZE,
-                           color=MUTED).next_to(row, DOWN, buff=0.04).align_to(row, RIGHT)
+        header = VGroup(*[make_text(line, font_size=TINY_SIZE, color=MUTED) for line in (
+            "cross-attention", f"layer {d['layer'] + 1}, head {d['head'] + 1} of {d['n_head']}",
+            "each row sums to 1", f"brightest: {100 * vmax:.0f}%")]).arrange(DOWN, buff=0.08)
+        header.next_to(decoder, DOWN, buff=0.3)
         self.play(FadeIn(decoder), self.say("the decoder starts from <sos> and writes the reply one token at a "
                                             "time; at every step it looks back at the question"), run_time=0.9)
         self.wait(0.8)
@@ -129,5 +131,5 @@ class EncoderDecoder(CourseScene):
             labels.add(label)
         more = len(d["reply_tokens"]) - n
         reply = d["reply_text"] if more <= 0 else d["reply_text"][:n] + "…"
-        self.play(self.say(f"each row sums to 1.  model: {reply!r}   true reply: {d['true_reply']!r}"), run_time=0.8)
+        self.play(self.say(f"its reply: {reply!r}   the true one: {d['true_reply']!r}"), run_time=0.8)
         self.wait(2.0)

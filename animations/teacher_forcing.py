@@ -157,8 +157,9 @@ class TeacherForcing(CourseScene):
         means.next_to(gold, DOWN, buff=0.12).align_to(gold, RIGHT)
         self.play(FadeIn(gold), FadeIn(side_label("true reply", gold, KEY_COLOR)), FadeIn(axis),
                   FadeIn(bars, lag_ratio=0.02), FadeIn(means),
-                  self.say("fed the true reply everywhere else, the probability of each later true character: "
-                           "one wrong input still pulls it down"), run_time=1.4)
+                  self.say("fed the true reply everywhere else, each later true character's probability: "
+                           + ("one wrong input pulls them down" if m["mean_wrong"] < m["mean_clean"]
+                              else "here the model shrugs the wrong input off")), run_time=1.4)
         self.wait(2.5)
 
     def scheduled_sampling(self):
@@ -242,18 +243,20 @@ class TeacherForcing(CourseScene):
             for key, color, how in (("forced", BAR_COLOR, "fed the truth"), ("free", FREE_COLOR, "fed its own words")):
                 pts = [x(s) + UP * h * v / top for s, v in zip(steps, r[key]) if v is not None]
                 line = VMobject(stroke_color=color, stroke_width=4).set_points_as_corners(pts)
+                sample = Line(ORIGIN, RIGHT * 0.5, stroke_color=color, stroke_width=4)
                 if style == "dashed":
-                    line = DashedVMobject(line, num_dashes=40)
+                    line, sample = DashedVMobject(line, num_dashes=40), DashedVMobject(sample, num_dashes=3)
                 entry = make_text(f"{r['name']}, {how}: mean {100 * r['mean_' + key]:.0f}%", font_size=TINY_SIZE,
                                   color=color)
-                legend.add(entry)
+                legend.add(VGroup(sample, entry).arrange(RIGHT, buff=0.12))
                 self.play(Create(line), run_time=1.0)
         legend.arrange(DOWN, aligned_edge=LEFT, buff=0.15).move_to(origin + RIGHT * (w + 0.3) + UP * h, aligned_edge=UL)
         room = config.frame_width / 2 - 0.2 - legend.get_left()[0]
         if legend.width > room:
             legend.scale(room / legend.width, about_edge=LEFT)
         r = results[0]
-        self.play(FadeIn(legend), self.say(f"over {r['n_pairs']} held-out questions: the first wrong character "
-                                           f"comes at step {r['first_mistake_median']} (median), and fed its own "
-                                           f"words the model gives the right one far less"), run_time=1.0)
+        self.play(FadeIn(legend), self.say(f"over {r['n_pairs']} held-out questions the first wrong character "
+                                           f"comes at step {r['first_mistake_median']} (median); the right one gets "
+                                           f"{100 * r['mean_forced']:.0f}% fed the truth, {100 * r['mean_free']:.0f}% "
+                                           f"fed its own words"), run_time=1.0)
         self.wait(2.5)
