@@ -38,3 +38,13 @@ def test_peak_memory_sees_a_large_tensor():
         del x
     if peak.mb is not None:
         assert peak.mb > 200
+
+
+def test_politeness_signal_and_ranking_agreement():
+    assert align.politeness("Thank you, I would be happy to help.") == 4  # thank, would, happy, help
+    assert align.politeness("Obviously. Duh!") == -2
+    assert align.ranking_agreement([3.0, 1.0, 2.0], [1, -1, 0]) == 1.0
+    assert align.ranking_agreement([1.0, 3.0, 2.0], [1, -1, 0]) == 0.0
+    assert align.ranking_agreement([1.0, 1.0], [1, 0]) == 0.5
+    import math
+    assert math.isnan(align.ranking_agreement([1.0, 2.0], [0, 0]))

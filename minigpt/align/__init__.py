@@ -33,6 +33,8 @@ __all__ += [
     "AdaptiveKL", "PolicyLoss", "PolicyWithValue", "PPOConfig", "PPOTrainer", "Rollout", "clipped_policy_loss",
     "clipped_value_loss", "gae", "kl_per_token", "rollout", "token_rewards", "whiten",
 ]
-from .measure import PolicyReport, evaluate_policy, peak_memory, side_by_side, token_kl, win_rate  # noqa: E402
+from .measure import (POLITE_WORDS, RUDE_WORDS, PolicyReport, evaluate_policy, peak_memory, politeness,  # noqa: E402
+                      ranking_agreement, side_by_side, token_kl, win_rate)
 
-__all__ += ["PolicyReport", "evaluate_policy", "peak_memory", "side_by_side", "token_kl", "win_rate"]
+__all__ += ["PolicyReport", "evaluate_policy", "peak_memory", "side_by_side", "token_kl", "win_rate", "politeness",
+            "ranking_agreement", "POLITE_WORDS", "RUDE_WORDS"]

@@ -183,6 +183,35 @@ def side_by_side(reports: Sequence[PolicyReport], baseline: Optional[PolicyRepor
     return "\n".join(lines)
 
 
+# Words that tell the preference data's two answers apart (counted over its 1,100 records: the first
+# list is in many polite answers and almost no impolite ones, the second the other way round).
+POLITE_WORDS = ("please", "thank", "thanks", "kindly", "would", "could", "may", "happy", "help", "indeed",
+                "glad", "sorry", "appreciate", "lovely", "suggest")
+RUDE_WORDS = ("obviously", "duh", "stupid", "freaking", "damn", "dumb", "idiot", "whatever", "seriously",
+              "ridiculous", "ridiculously", "together", "anyway", "basically")
+
+
+def politeness(text: str) -> int:
+    """A simple politeness signal, independent of any model: polite words minus rude words in ``text``
+    (word lists POLITE_WORDS and RUDE_WORDS, lower-cased, whole words)."""
+    import re
+    words = re.findall(r"[a-z']+", text.lower())
+    return sum(w in POLITE_WORDS for w in words) - sum(w in RUDE_WORDS for w in words)
+
+
+def ranking_agreement(scores, signal) -> float:
+    """Over every pair of answers whose ``signal`` differs, the share that the ``scores`` order the same
+    way (0.5 = chance, 1 = always). How well a reward model transfers to other answers, judged by a
+    simple signal (e.g. ``politeness``) it was never trained on. NaN when no pair differs."""
+    scores, signal = torch.as_tensor(scores, dtype=torch.float), torch.as_tensor(signal, dtype=torch.float)
+    ds = scores[:, None] - scores[None, :]
+    dg = signal[:, None] - signal[None, :]
+    differ = dg > 0
+    if not differ.any():
+        return float("nan")
+    return ((ds[differ] > 0).float() + 0.5 * (ds[differ] == 0).float()).mean().item()
+
+
 @torch.no_grad()
 def token_kl(policy, reference, tokenizer, prompt, answer: str) -> list[tuple[str, float]]:
     """Per answer token (its end token included): (printable token, log pi(token) - log pi_ref(token)).
