@@ -75,3 +75,28 @@ def test_fix_the_leak(capsys):
         s = (q @ k.transpose(-2, -1) / 2).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(-1), -1e9)
         return F.softmax(s, -1) @ v
     wrong(capsys, check.fix_the_leak, strict, words=("itself",))
+
+
+def _tiny_bots():
+    from minigpt.rnn import GRUConfig, GRUSeq2Seq
+    from minigpt.seq2seq import Seq2Seq, Seq2SeqConfig
+    from minigpt.tokenizer import CharTokenizer
+    tok = CharTokenizer.from_text(check.EXPLORER_QUESTION + "abcdefghijklmnopqrstuvwxyz .?!",
+                                  special_tokens=("<pad>", "<sos>", "<eos>", "<sep>"))
+    ids = dict(vocab_size=tok.vocab_size, pad_id=tok.special_tokens["<pad>"], sos_id=tok.special_tokens["<sos>"],
+               eos_id=tok.special_tokens["<eos>"], block_size=8)
+    torch.manual_seed(0)
+    return ((Seq2Seq(Seq2SeqConfig(src_block_size=64, n_layer=2, n_head=2, n_embd=16, **ids)).eval(), tok),
+            (GRUSeq2Seq(GRUConfig(hidden_size=16, **ids)).eval(), tok))
+
+
+def test_first_look(capsys):
+    tf, gru = _tiny_bots()
+    tokens, at, gru_at = check._first_looks(tf, gru)
+    line = right(capsys, check.first_look, at, tf, gru)
+    assert f"position {at}" in line and ("same place" in line or f"position {gru_at}" in line)
+    right(capsys, check.first_look, tokens[at], tf, gru)
+    skipped(capsys, check.first_look, None, tf, gru)
+    wrong(capsys, check.first_look, len(tokens) + 3, tf, gru, words=("positions 0..",))
+    wrong(capsys, check.first_look, (at + 2) % len(tokens), tf, gru, words=("tallest bar",))
+    wrong(capsys, check.first_look, 2.5, tf, gru, words=("position",))

@@ -241,5 +241,47 @@ def fix_the_leak(fn):
     return "query i sees keys 0..i: equal to minigpt.model.attention(..., is_causal=True)"
 
 
-__all__ = ["padding_mask", "general_score", "future_probe", "fix_the_leak", "leaky_self_attention",
+# ------------------------------------------------------------------ the explorer's question
+
+EXPLORER_QUESTION = "Where are you going this weekend?"
+
+
+def _first_looks(transformer=None, gru=None):
+    """(question tokens, where the Transformer's first answer token looked most (last layer, mean of
+    heads), where the GRU's looked most): positions in the question, both bots reading qa-en's answer."""
+    from .. import pretrained
+    from ..viz.seq2seq import cross_attention_maps
+    transformer = transformer or pretrained.load("qa-en")
+    gru = gru or pretrained.load("gru-en")
+    tf = cross_attention_maps(*transformer, EXPLORER_QUESTION)
+    g = cross_attention_maps(*gru, EXPLORER_QUESTION, answer=tf.answer_ids)
+    return tf.question_tokens, int(tf.weights(-1, "all")[0].argmax()), int(g.weights()[0].argmax())
+
+
+@exercise
+def first_look(answer, transformer=None, gru=None):
+    """``answer``: where (a position in the question, 0-based, or the character there) the
+    Transformer looks most when it writes the first token of its answer to EXPLORER_QUESTION, in
+    its last layer, mean of the heads. transformer, gru: (model, tokenizer), default qa-en, gru-en."""
+    if answer is None:
+        raise not_attempted("answer", "seq2seq")
+    tokens, tf_at, gru_at = _first_looks(transformer, gru)
+    where = f"position {tf_at} ({tokens[tf_at]!r})"
+    if isinstance(answer, bool) or not isinstance(answer, (int, str)):
+        raise Hint("answer with a position in the question (an int, 0 = its first character) or the character there")
+    if isinstance(answer, str):
+        if answer != tokens[tf_at]:
+            raise Hint(f"not {answer!r}: in the explorer keep the question as given, layer = the last, head = mean of "
+                       f"all heads, select the first answer token, and read the tallest bar")
+    elif not 0 <= answer < len(tokens):
+        raise Hint(f"the question has positions 0..{len(tokens) - 1} (one per character), not {answer}")
+    elif answer != tf_at:
+        near = ("close: positions count from 0" if abs(answer - tf_at) == 1 else
+                "select the first answer token (layer = the last, head = mean of all heads) and read the tallest bar")
+        raise Hint(f"not position {answer} ({tokens[answer]!r}); {near}")
+    same = "the same place" if gru_at == tf_at else f"position {gru_at} ({tokens[gru_at]!r})"
+    return f"{where}; the GRU, writing the same token, looked most at {same}"
+
+
+__all__ = ["padding_mask", "general_score", "future_probe", "fix_the_leak", "first_look", "leaky_self_attention",
            "show_leaky", "make_decoder", "NotAttempted"]
