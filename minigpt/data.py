@@ -229,10 +229,12 @@ def data_path(name: str) -> Path:
 
 def load_text(name: str) -> str:
     """The whole text of corpus ``name`` (e.g. "tinyshakespeare") as one str, read as UTF-8.
-    A dialogue corpus ("dailydialog") gives its training dialogues as running text: one turn
-    a line, a blank line between dialogues."""
+    A dialogue corpus gives its training dialogues as running text: one turn a line, a blank
+    line between dialogues ("dailydialog": the train split; "kdconv": the dev split, since only
+    dev and test are registered and test is held out for evaluation)."""
     if name in DIALOGUES:
-        return "\n\n".join("\n".join(d) for d in load_dialogues(name, "train"))
+        split = "dev" if name == "kdconv" else "train"
+        return "\n\n".join("\n".join(d) for d in load_dialogues(name, split))
     return data_path(name).read_text(encoding="utf-8")
 
 

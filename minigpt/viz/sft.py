@@ -9,12 +9,19 @@ trained token's loss before and after fine-tuning.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Optional
 
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyBboxPatch
 
-from .plots import visible
+from .plots import MONOSPACE, visible
+
+
+def _cells(text: str) -> int:
+    """Width of ``text`` in monospace cells: a Chinese (wide) character takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
 
 ROLE_COLOURS = {"template": "#d9d9d9", "system": "#f6e3b4", "user": "#c6dbef", "assistant": "#b8e0b0"}
 
@@ -32,7 +39,7 @@ def plot_trained_tokens(tokenizer, example, losses: Optional[dict] = None, chars
     trained = [label != -100 for label in example.labels]
     rows, row, used = [], [], 0
     for k, t in enumerate(tokens):
-        w = max(len(t), 2) + 1
+        w = max(_cells(t), 2) + 1
         if used + w > chars_per_line and row:
             rows.append(row)
             row, used = [], 0
@@ -49,7 +56,7 @@ def plot_trained_tokens(tokenizer, example, losses: Optional[dict] = None, chars
                                  facecolor=ROLE_COLOURS.get(example.roles[k], "white"),
                                  edgecolor="#238b45" if trained[k] else "#bbbbbb", linewidth=2.2 if trained[k] else 0.6)
             ax.add_patch(box)
-            ax.text(x + (w - 0.3) / 2, y + 0.4, tokens[k], ha="center", va="center", fontsize=8, family="monospace")
+            ax.text(x + (w - 0.3) / 2, y + 0.4, tokens[k], ha="center", va="center", fontsize=8, family=MONOSPACE)
             if losses and trained[k]:
                 for j, (name, values) in enumerate(losses.items()):
                     v = values[k]
