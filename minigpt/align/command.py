@@ -153,6 +153,8 @@ def run(args) -> None:
         config = _config(DPOConfig, args)
         if args.pairs == "given":
             train, dev = load_preference_pairs("train"), load_preference_pairs("dev")
+            if is_fast():
+                train, dev = train[:64], dev[:32]
         else:
             rm = RewardModel.load(args.reward_model)
             n = 64 if is_fast() else args.n_prompts
