@@ -168,16 +168,30 @@ def encode_pair(context, reply: str, encode: Callable[[str], list[int]], *, sos_
     for name, value in (("sos_id", sos_id), ("eos_id", eos_id)):
         if not is_int(value) or value < 0:
             raise ValueError(f"{name} must be a token id (an integer >= 0), got {value!r}")
-    turns = [context] if isinstance(context, str) else list(context)
-    if not all(isinstance(t, str) for t in turns) or not isinstance(reply, str):
+    if not isinstance(reply, str):
         raise ValueError("context must be a str or a list of str, and reply a str")
+    src = encode_context(context, encode, max_src_len=max_src_len, sep_ids=sep_ids)
+    reply_ids = list(encode(reply)) if reply.strip() else []
+    if not reply_ids:
+        raise ValueError(f"the reply to {context!r} is empty: nothing to learn")
+    tgt = ([sos_id] + reply_ids + [eos_id])[:max_tgt_len + 1]
+    return src, tgt
+
+
+def encode_context(context, encode: Callable[[str], list[int]], *, max_src_len: int,
+                   sep_ids: Sequence[int] = ()) -> list[int]:
+    """A question (or the previous turns) as the encoder reads it: the non-blank turns, oldest
+    first, encoded and joined by sep_ids, cropped to the last max_src_len ids.
+
+    context: a str, or a list of str. Raises ValueError when nothing is left to read.
+    """
+    check_int(max_src_len, "max_src_len", low=1)
+    turns = [context] if isinstance(context, str) else list(context)
+    if not all(isinstance(t, str) for t in turns):
+        raise ValueError("context must be a str or a list of str")
     src: list[int] = []
     for i, turn in enumerate(t for t in turns if t.strip()):
         src += (list(sep_ids) if i else []) + list(encode(turn))
     if not src:
         raise ValueError(f"the context {context!r} is empty: a question needs at least one token")
-    reply_ids = list(encode(reply)) if reply.strip() else []
-    if not reply_ids:
-        raise ValueError(f"the reply to {context!r} is empty: nothing to learn")
-    tgt = ([sos_id] + reply_ids + [eos_id])[:max_tgt_len + 1]
-    return src[-max_src_len:], tgt
+    return src[-max_src_len:]

@@ -36,7 +36,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .checks import check_int, check_number, from_dict, is_int
 from .dialogue_pairs import Seq2SeqBatch
-from .seq2seq import Seq2SeqOutput, check_source
+from .seq2seq import Seq2SeqOutput, check_source, decoder_optim_groups
 
 SCORES = ("dot", "general", "concat")
 
@@ -51,14 +51,16 @@ class GRUConfig:
     attention: str = "dot"            # Luong's score: "dot", "general" or "concat"
     dropout: float = 0.0
     block_size: int = 64              # longest decoder input the Trainer feeds (a GRU itself has no limit)
+    src_block_size: int = 128         # longest question trained on; encode_question crops to it
     pad_id: int = 0
     sos_id: int = 1
     eos_id: int = 2
     teacher_forcing_ratio: float = 1.0
     teacher_forcing: str = "step"     # the coin is thrown every "step" or once per "batch"
+    decoder_lr_scale: float = 5.0     # the decoder's learning rate = the Trainer's x this (the tutorial's 5)
 
     def __post_init__(self):
-        for name in ("vocab_size", "hidden_size", "n_layer", "block_size"):
+        for name in ("vocab_size", "hidden_size", "n_layer", "block_size", "src_block_size"):
             check_int(getattr(self, name), f"GRUConfig.{name}", low=1)
         if self.attention not in SCORES:
             raise ValueError(f"GRUConfig.attention must be one of {SCORES}, got {self.attention!r}")
@@ -70,6 +72,7 @@ class GRUConfig:
                 raise ValueError(f"GRUConfig.{name} must be a token id in [0, {self.vocab_size}), got {value!r}")
         check_number(self.dropout, "GRUConfig.dropout", 0, 1, high_open=True)
         check_number(self.teacher_forcing_ratio, "GRUConfig.teacher_forcing_ratio", 0, 1)
+        check_number(self.decoder_lr_scale, "GRUConfig.decoder_lr_scale", 0, low_open=True)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -180,6 +183,14 @@ class GRUSeq2Seq(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.embedding.weight.device
+
+    def optim_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups for the Trainer: the decoder (its GRU, Luong attention, combining and output
+        layers) learns at ``config.decoder_lr_scale`` times the rate of the encoder, as the tutorial's
+        decoder_learning_ratio; the embedding both sides share learns at the encoder's rate."""
+        shared = {id(p) for p in self.embedding.parameters()}
+        decoder = [p for p in self.decoder.parameters() if id(p) not in shared]
+        return decoder_optim_groups(self, decoder, weight_decay, self.config.decoder_lr_scale)
 
     def start(self, src, src_mask=None) -> GRUState:
         """Encode the question(s): src [B, S] ids, src_mask [B, S] bool (default src != pad_id; the

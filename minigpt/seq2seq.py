@@ -39,10 +39,10 @@ from torch.nn import functional as F
 
 from .beam import BeamSearchResult, search
 from .checks import check_int, check_number, from_dict, is_int
-from .dialogue_pairs import Seq2SeqBatch
+from .dialogue_pairs import Seq2SeqBatch, encode_context
 from .model import GPT, MLP, CausalSelfAttention, GPTConfig, KVCache, make_norm
 from .runtime import eval_mode
-from .sampling import Stops
+from .sampling import Knobs, Stops, seen_mask
 
 
 @dataclass
@@ -62,6 +62,7 @@ class Seq2SeqConfig:
     sos_id: int = 1
     eos_id: int = 2
     teacher_forcing_ratio: float = 1.0  # < 1: scheduled sampling while training
+    decoder_lr_scale: float = 1.0       # the decoder's learning rate = the Trainer's x this (optim_groups)
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "src_block_size", "n_layer", "n_head", "n_embd"):
@@ -72,6 +73,7 @@ class Seq2SeqConfig:
             if not is_int(value) or not 0 <= value < self.vocab_size:
                 raise ValueError(f"Seq2SeqConfig.{name} must be a token id in [0, {self.vocab_size}), got {value!r}")
         check_number(self.teacher_forcing_ratio, "Seq2SeqConfig.teacher_forcing_ratio", 0, 1)
+        check_number(self.decoder_lr_scale, "Seq2SeqConfig.decoder_lr_scale", 0, low_open=True)
         self.gpt_config()  # n_embd divisible by n_head, dropout in [0, 1): GPTConfig says so
 
     @property
@@ -229,6 +231,25 @@ class DecoderState:
         return self
 
 
+def decoder_optim_groups(model: nn.Module, decoder_params, weight_decay: float, lr_scale: float) -> list[dict]:
+    """AdamW groups with a learning rate of its own for the decoder, as PyTorch's chatbot tutorial
+    (decoder_learning_ratio): the Trainer sets each group's lr to its scheduled lr x ``lr_scale``.
+
+    decoder_params: the decoder's own parameters (not shared ones). Returns up to four groups,
+    "encoder" and "decoder", each split as the Trainer's ``param_groups``: weight decay on >= 2-D
+    weights, none on biases and norm gains. Each group has "name", "weight_decay", "lr_scale".
+    """
+    own = {id(p) for p in decoder_params}
+    groups = []
+    for part, scale in (("encoder", 1.0), ("decoder", float(lr_scale))):
+        params = [p for p in model.parameters() if p.requires_grad and (id(p) in own) == (part == "decoder")]
+        groups += [{"name": f"{part} weights", "params": [p for p in params if p.dim() >= 2],
+                    "weight_decay": weight_decay, "lr_scale": scale},
+                   {"name": f"{part} biases and gains", "params": [p for p in params if p.dim() < 2],
+                    "weight_decay": 0.0, "lr_scale": scale}]
+    return [g for g in groups if g["params"]]
+
+
 def check_source(src, src_mask, vocab_size: int, max_len: Optional[int], pad_id: int):
     """src [B, S] long ids (a 1-D tensor or list is one question) and its mask [B, S] bool
     (default: src != pad_id), checked; returns (src, src_mask)."""
@@ -294,6 +315,13 @@ class Seq2Seq(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.lm_head.weight.device
+
+    def optim_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups for the Trainer: the decoder (its blocks, positions and final norm) learns at
+        ``config.decoder_lr_scale`` times the rate of the rest; the shared embedding (= LM head)
+        belongs to the rest."""
+        decoder = [*self.decoder.parameters(), *self.wpe_tgt.parameters(), *self.ln_f.parameters()]
+        return decoder_optim_groups(self, decoder, weight_decay, self.config.decoder_lr_scale)
 
     def encode(self, src, src_mask=None, return_attention=False):
         """src: [B, S] ids; src_mask: [B, S] bool (default src != pad_id).
@@ -399,26 +427,48 @@ def _check_new_tokens(model, max_new_tokens):
 
 
 @torch.inference_mode()
-def greedy_reply(model, src, max_new_tokens: int = 32) -> list[int]:
-    """The most likely token at every step, until <eos> (included) or max_new_tokens.
+def sample_reply(model, src, max_new_tokens: int = 32, temperature: float = 1.0, top_k: Optional[int] = None,
+                 top_p: Optional[float] = None, repetition_penalty: float = 1.0, seed: Optional[int] = None) -> list[int]:
+    """A reply one token at a time, through the package's sampling knobs (``minigpt.sampling.Knobs``:
+    repetition penalty, temperature, top-k, top-p; temperature 0 = greedy), until <eos>
+    (included) or max_new_tokens. The repetition penalty counts the reply's own tokens (and
+    <sos>), not the question's: the question sits in the encoder, not in the text being written.
+
+    model: a Seq2Seq or GRUSeq2Seq; src: one question, [S] or [1, S] ids (or a list);
+    seed: a generator of its own (the same seed gives the same reply), None: torch's global one.
+    Returns the new ids (without <sos>). Uses the decoder's cache: one new token per step.
+    """
+    knobs = Knobs(temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty)
+    check_int(seed, "seed", allow_none=True)
+    _check_new_tokens(model, max_new_tokens)
+    src = _one_question(model, src)
+    c = model.config
+    generator = None if seed is None else torch.Generator(device=model.device).manual_seed(seed)
+    seen = None if repetition_penalty == 1 else seen_mask([c.sos_id], (1, c.vocab_size), model.device)
+    with eval_mode(model):
+        state = model.start(src)
+        tokens = torch.tensor([[c.sos_id]], device=model.device)
+        out: list[int] = []
+        for _ in range(max_new_tokens):
+            logits, state = model.step(tokens, state)
+            nxt = knobs.pick(logits.float(), seen, generator)  # [1]
+            out.append(int(nxt))
+            if out[-1] == c.eos_id:
+                break
+            if seen is not None:
+                seen.scatter_(1, nxt[:, None], True)
+            tokens = nxt[:, None]
+    return out
+
+
+def greedy_reply(model, src, max_new_tokens: int = 32, repetition_penalty: float = 1.0) -> list[int]:
+    """The most likely token at every step (after the repetition penalty, if any), until <eos>
+    (included) or max_new_tokens: ``sample_reply`` at temperature 0.
 
     model: a Seq2Seq or GRUSeq2Seq; src: one question, [S] or [1, S] ids (or a list).
     Returns the new ids (without <sos>). Uses the decoder's cache: one new token per step.
     """
-    _check_new_tokens(model, max_new_tokens)
-    src = _one_question(model, src)
-    with eval_mode(model):
-        state = model.start(src)
-        tokens = torch.tensor([[model.config.sos_id]], device=model.device)
-        out: list[int] = []
-        for _ in range(max_new_tokens):
-            logits, state = model.step(tokens, state)
-            nxt = int(logits[0].argmax())
-            out.append(nxt)
-            if nxt == model.config.eos_id:
-                break
-            tokens = torch.tensor([[nxt]], device=model.device)
-    return out
+    return sample_reply(model, src, max_new_tokens, temperature=0, repetition_penalty=repetition_penalty)
 
 
 def seq2seq_step(model, src):
@@ -449,3 +499,86 @@ def beam_reply(model, tokenizer, src, beam_width: int = 5, max_new_tokens: int =
                       max_new_tokens=max_new_tokens, length_penalty=length_penalty,
                       repetition_penalty=repetition_penalty, stops=Stops(ids=frozenset({model.config.eos_id})),
                       record_tree=record_tree, device=model.device)
+
+
+def encode_question(model, tokenizer, question) -> list[int]:
+    """A question as the model's encoder reads it: question is a str, or the previous turns (a list
+    of str, oldest first, joined by the tokenizer's <sep> when it has one); special-token text in
+    it is read as plain characters; cropped to its last src_block_size ids, as in training.
+    Returns the ids (a list). Raises ValueError for an empty question or a character the
+    tokenizer does not know."""
+    sep = tokenizer.special_tokens.get("<sep>")
+    return encode_context(question, lambda text: tokenizer.encode(text, allowed_special="none"),
+                          max_src_len=model.config.src_block_size, sep_ids=[] if sep is None else [sep])
+
+
+def answer(model, tokenizer, question, beam_width: int = 1, max_new_tokens: Optional[int] = None,
+           temperature: float = 0.0, top_k: Optional[int] = None, top_p: Optional[float] = None,
+           repetition_penalty: float = 1.0, length_penalty: float = 1.0, seed: Optional[int] = None) -> str:
+    """The reply to a question, as text: the whole way from words to words.
+
+    question: a str (or previous turns, a list of str; see ``encode_question``).
+    beam_width > 1: ``beam_reply`` (temperature, top-k, top-p unused); else ``sample_reply``
+    (temperature 0, the default, is greedy). max_new_tokens: default the decoder's block_size.
+    """
+    check_int(beam_width, "beam_width", low=1)
+    src = encode_question(model, tokenizer, question)
+    n = model.config.block_size if max_new_tokens is None else max_new_tokens
+    if beam_width > 1:
+        return beam_reply(model, tokenizer, src, beam_width=beam_width, max_new_tokens=n, length_penalty=length_penalty,
+                          repetition_penalty=repetition_penalty).text
+    ids = sample_reply(model, src, n, temperature=temperature, top_k=top_k, top_p=top_p,
+                       repetition_penalty=repetition_penalty, seed=seed)
+    return tokenizer.decode(ids[:-1] if ids and ids[-1] == model.config.eos_id else ids)
+
+# ------------------------------------------------------------------ saved models, for both seq2seq models
+
+def _architectures() -> dict:
+    from .rnn import GRUConfig, GRUSeq2Seq
+    return {"Seq2Seq": (Seq2Seq, Seq2SeqConfig), "GRUSeq2Seq": (GRUSeq2Seq, GRUConfig)}
+
+
+def export_seq2seq(path, model, tokenizer=None, extra: Optional[dict] = None):
+    """A weights file (no optimizer state) of a Seq2Seq or GRUSeq2Seq that ``load_seq2seq`` (and
+    ``mg.pretrained.load``) reads back: the package's checkpoint format, with the model's class
+    name in ``extra["model_class"]``. Returns the path written."""
+    from .checkpoint import export_weights
+    if type(model).__name__ not in _architectures():
+        raise TypeError(f"export_seq2seq saves a Seq2Seq or GRUSeq2Seq, got {type(model).__name__}; "
+                        f"a GPT is saved with minigpt.checkpoint.export_weights")
+    return export_weights(path, model, tokenizer, extra={**(extra or {}), "model_class": type(model).__name__})
+
+
+def load_seq2seq(path, device=None):
+    """Build the sequence-to-sequence model a checkpoint describes and load its weights.
+
+    path: a weights file from ``export_seq2seq`` or a Trainer checkpoint (a ckpt.pt, or its
+    folder) of a Seq2Seq or GRUSeq2Seq. The class is read from ``extra["model_class"]``, or for a
+    Trainer checkpoint from the config's fields (``src_block_size``: Seq2Seq, ``hidden_size``: GRU).
+    Returns (model in eval mode on ``device`` (default CPU), tokenizer or None).
+    Raises CheckpointError for a GPT checkpoint, an unusable config or weights that do not fit.
+    """
+    from .checkpoint import CheckpointError, load_checkpoint, resolve_path, restore
+    ckpt = load_checkpoint(path)
+    config = ckpt.get("model_config") or {}
+    name = (ckpt.get("extra") or {}).get("model_class")
+    if name is None:
+        name = "Seq2Seq" if "src_block_size" in config else "GRUSeq2Seq" if "hidden_size" in config else None
+    architectures = _architectures()
+    if name not in architectures:
+        raise CheckpointError(f"{resolve_path(path)} holds a {name or 'GPT'} model, not a sequence-to-sequence one "
+                              f"(Seq2Seq or GRUSeq2Seq); load a GPT with minigpt.checkpoint.load_model(path)")
+    model_class, config_class = architectures[name]
+    try:
+        model = model_class(config_class.from_dict(config))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{resolve_path(path)} has an unusable {config_class.__name__}: {e}") from e
+    try:
+        restore(ckpt, model)
+    except RuntimeError as e:
+        raise CheckpointError(f"{resolve_path(path)}: the weights do not fit the stored config: {e}") from e
+    tokenizer = None
+    if ckpt.get("tokenizer") is not None:
+        from .tokenizer import tokenizer_from_dict
+        tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
+    return model.to(device or "cpu").eval(), tokenizer

@@ -3,6 +3,7 @@ DailyDialog or KdConv pairs, through the package's Trainer; print dev loss, perp
 
     python -m minigpt.seq2seq_train --model transformer --corpus dailydialog --max-iters 2000 --out-dir runs/qa-en
     python -m minigpt.seq2seq_train --model gru --attention general --corpus kdconv --teacher-forcing 0.5
+    python -m minigpt.seq2seq_train ... --export minigpt/weights/qa-en.pt   # a file mg.pretrained.load reads
 
 Characters are the tokens (English and Chinese alike), plus <pad>, <sos>, <eos> and <sep> (between
 context turns). After training it answers dev questions and prints BLEU-2 and distinct-1/2
@@ -14,13 +15,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
+import sys
+import time
 
 from .data import load_dialogues
 from .dialogue_pairs import PairData, make_pairs
 from .reply_metrics import bleu, distinct
 from .rnn import GRUConfig, GRUSeq2Seq
 from .runtime import is_fast
-from .seq2seq import Seq2Seq, Seq2SeqConfig, beam_reply, greedy_reply
+from .seq2seq import Seq2Seq, Seq2SeqConfig, beam_reply, export_seq2seq, greedy_reply
 from .tokenizer import CharTokenizer
 from .train import Trainer, TrainConfig
 
@@ -48,11 +52,13 @@ def build_model(kind: str, tok, args):
     common = dict(vocab_size=tok.vocab_size, block_size=args.max_tgt_len, pad_id=ids["<pad>"],
                   sos_id=ids["<sos>"], eos_id=ids["<eos>"], teacher_forcing_ratio=args.teacher_forcing,
                   dropout=args.dropout)
+    if args.decoder_lr_scale is not None:
+        common["decoder_lr_scale"] = args.decoder_lr_scale
     if kind == "transformer":
         return Seq2Seq(Seq2SeqConfig(**common, src_block_size=args.max_src_len, n_layer=args.n_layer,
                                      n_head=args.n_head, n_embd=args.n_embd))
     if kind == "gru":
-        return GRUSeq2Seq(GRUConfig(**common, hidden_size=args.n_embd, n_layer=args.n_layer, attention=args.attention))
+        return GRUSeq2Seq(GRUConfig(**common, src_block_size=args.max_src_len, hidden_size=args.n_embd, n_layer=args.n_layer, attention=args.attention))
     raise ValueError(f"--model must be 'transformer' or 'gru', got {kind!r}")
 
 
@@ -69,6 +75,8 @@ def main(argv=None):
     p.add_argument("--attention", default="general", help="the GRU's Luong score: dot, general, concat")
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--teacher-forcing", type=float, default=1.0, help="teacher_forcing_ratio (1: always)")
+    p.add_argument("--decoder-lr-scale", type=float, default=None,
+                   help="the decoder's learning rate = --lr x this (default: the model's, 1 Transformer, 5 GRU)")
     p.add_argument("--max-iters", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -77,9 +85,12 @@ def main(argv=None):
     p.add_argument("--reply-pairs", type=int, default=100, help="dev pairs answered for BLEU-2 and distinct-n")
     p.add_argument("--limit", type=int, default=None, help="only the first N dialogues of each split")
     p.add_argument("--out-dir", default=None)
+    p.add_argument("--export", default=None, help="write the trained model, tokenizer and history here "
+                   "(a weights file that minigpt.seq2seq.load_seq2seq and mg.pretrained.load read)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=1337)
     args = p.parse_args(argv)
+    command = "python -m minigpt.seq2seq_train " + shlex.join(sys.argv[1:] if argv is None else argv)
     if is_fast():  # a quick look: few dialogues, few steps
         args.limit = min(args.limit or 200, 200)
         args.max_iters, args.eval_interval, args.eval_iters = min(args.max_iters, 30), 30, 4
@@ -92,22 +103,36 @@ def main(argv=None):
                       learning_rate=args.lr, min_lr=args.lr / 10, warmup_iters=min(100, args.max_iters // 10),
                       eval_interval=args.eval_interval, eval_iters=args.eval_iters, out_dir=args.out_dir,
                       device=args.device, seed=args.seed, progress=False)
-    history = Trainer(model, train, dev, cfg, tokenizer=tok, get_batch=PairData.get_batch).fit()
+    t0 = time.perf_counter()
+    trainer = Trainer(model, train, dev, cfg, tokenizer=tok, get_batch=PairData.get_batch)
+    history = trainer.fit()
+    wall = time.perf_counter() - t0
     val = history["val_loss"][-1]
-    print(f"dev loss {val:.3f}, perplexity {math.exp(val):.1f} (teacher forcing, per character)")
+    print(f"dev loss {val:.3f}, perplexity {math.exp(val):.1f} (teacher forcing, per character); "
+          f"{wall:.0f} s of training")
     ids = tok.special_tokens
     units = list if args.corpus.startswith("kdconv") else str.split  # Chinese: characters; English: words
     answered = {"greedy": [], "beam": []}
-    for context, reply in dev_pairs[:args.reply_pairs]:
-        src = tok.encode("\n".join(context), allowed_special="none")[-args.max_src_len:]
+    for src, _ in dev.examples[:args.reply_pairs]:  # the dev questions as the encoder reads them
         answered["greedy"].append(tok.decode([i for i in greedy_reply(model, src, args.max_tgt_len) if i != ids["<eos>"]]))
         answered["beam"].append(beam_reply(model, tok, src, beam_width=4, max_new_tokens=args.max_tgt_len).text)
     truth = [reply for _, reply in dev_pairs[:args.reply_pairs]]
+    metrics = {"dev_loss": val, "perplexity": math.exp(val), "train_seconds": wall, "parameters": model.num_params()}
     for how, replies in answered.items():
-        print(f"{how}: BLEU-2 {bleu(truth, replies, 2, units):.4f}, distinct-1 {distinct(replies, 1, units):.3f}, "
-              f"distinct-2 {distinct(replies, 2, units):.3f} over {len(replies)} dev questions")
+        scores = {"bleu2": bleu(truth, replies, 2, units), "distinct1": distinct(replies, 1, units),
+                  "distinct2": distinct(replies, 2, units)}
+        metrics.update({f"{how}_{k}": v for k, v in scores.items()})
+        print(f"{how}: BLEU-2 {scores['bleu2']:.4f}, distinct-1 {scores['distinct1']:.3f}, "
+              f"distinct-2 {scores['distinct2']:.3f} over {len(replies)} dev questions")
     for (context, reply), greedy, beam in list(zip(dev_pairs, answered["greedy"], answered["beam"]))[:5]:
         print(f"Q: {context[-1]}\n   true:   {reply}\n   greedy: {greedy}\n   beam:   {beam}")
+    if args.export:
+        export_seq2seq(args.export, trainer.raw_model, tok,
+                       extra={"history": history, "train_config": cfg.to_dict(), "command": command,
+                              "corpus": args.corpus, "splits": list(SPLITS[args.corpus.partition("-")[0]]),
+                              "max_src_len": args.max_src_len, "context_turns": args.context_turns,
+                              "metrics": metrics})
+        print(f"wrote {args.export}")
 
 if __name__ == "__main__":
     main()
