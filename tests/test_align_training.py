@@ -168,3 +168,18 @@ def test_bad_input_gets_clear_errors():
         align.rollout(policy, tok, ["x" * 60])
     with pytest.raises(ValueError, match="out_dir"):
         align.train_dpo(policy, copy.deepcopy(policy), tok, POLITE, None, align.DPOConfig(device="cpu"), resume=True)
+
+
+def test_the_reference_is_left_as_it_was_so_later_copies_still_train():
+    policy, tok = tiny_policy()
+    start = copy.deepcopy(policy)
+    align.PPOTrainer(policy, start, share_of_a, tok, PROMPTS, ppo_config(max_iters=1)).fit()
+    align.train_dpo(copy.deepcopy(start), start, tok, POLITE[:4], None,
+                    align.DPOConfig(max_iters=1, batch_size=2, device="cpu", progress=False))
+    assert all(p.requires_grad for p in start.parameters())
+    second = copy.deepcopy(start)  # e.g. the next method compared from the same starting model
+    align.PPOTrainer(second, start, share_of_a, tok, PROMPTS, ppo_config(max_iters=2)).fit()
+    assert any(not torch.equal(a, b) for a, b in zip(second.parameters(), start.parameters()))
+    frozen = copy.deepcopy(start).requires_grad_(False)
+    with pytest.raises(ValueError, match="requires_grad"):
+        align.PPOTrainer(frozen, start, share_of_a, tok, PROMPTS, ppo_config())

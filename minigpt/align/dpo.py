@@ -184,7 +184,7 @@ def train_dpo(policy, reference, tokenizer, train_pairs, dev_pairs=None, config:
                          "(copy.deepcopy(policy) before training), not the policy itself")
     device = pick(config)
     policy.to(device)
-    reference.to(device).eval().requires_grad_(False)
+    reference.to(device).eval()  # frozen: only ever run under no_grad (its flags are left alone)
     block = policy.config.block_size
     train = encode_pairs(tokenizer, check_pairs(train_pairs, "train_pairs"), block)
     dev = encode_pairs(tokenizer, check_pairs(dev_pairs, "dev_pairs"), block) if dev_pairs is not None else None

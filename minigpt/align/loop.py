@@ -87,8 +87,16 @@ def autocast(config: LoopConfig, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def check_trainable(module: torch.nn.Module, what: str = "model to train") -> None:
+    """ValueError when no parameter of ``module`` requires a gradient (a frozen copy cannot learn)."""
+    if not any(p.requires_grad for p in module.parameters()):
+        raise ValueError(f"the {what} has no parameter with requires_grad=True (was it frozen, e.g. copied "
+                         f"from a frozen model?); call .requires_grad_(True) on it first")
+
+
 def make_optimizer(module: torch.nn.Module, config: LoopConfig) -> torch.optim.AdamW:
     """AdamW over the trainable parameters of ``module`` (decay on matrices only, as the Trainer)."""
+    check_trainable(module)
     return torch.optim.AdamW(param_groups(module, config.weight_decay), lr=lr_at(0, config),
                              betas=(config.beta1, config.beta2))
 

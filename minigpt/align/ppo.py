@@ -39,7 +39,7 @@ from ..checks import check_bool, check_int, check_number
 from ..model import GPT
 from ..sampling import Knobs, generating
 from .logprobs import AnswerBatch, entropy_from_logits, logprobs_from_logits, pad_sequences
-from .loop import (LoopConfig, autocast, clip_and_step, load_state, make_optimizer, new_history, pick, progress_bar,
+from .loop import (LoopConfig, autocast, check_trainable, clip_and_step, load_state, make_optimizer, new_history, pick, progress_bar,
                    save_state, set_lr)
 from .pairs import as_messages, end_id, prompt_ids
 from .reward_model import RewardModel, check_same_tokenizer
@@ -345,9 +345,10 @@ class PPOTrainer:
             check_same_tokenizer(tokenizer, reward_model.tokenizer)
         elif not callable(reward_model):
             raise TypeError("reward_model must be a RewardModel or a function rollout -> scores [B]")
+        check_trainable(policy, "policy")
         self.device = pick(config)
         self.policy, self.tokenizer = policy.to(self.device), tokenizer
-        self.reference = reference.to(self.device).eval().requires_grad_(False)
+        self.reference = reference.to(self.device).eval()  # frozen: only ever run under no_grad
         self.reward_model = reward_model.to(self.device).eval() if isinstance(reward_model, RewardModel) else reward_model
         self.prompts = [as_messages(p) for p in prompts]
         if not self.prompts:
