@@ -118,6 +118,31 @@ def causal_mask(T: int, P: int = 0, device=None) -> torch.Tensor:
     return torch.ones(T, P + T, dtype=torch.bool, device=device).tril(diagonal=P)
 
 
+def attention(q, k, v, mask=None, is_causal=False, return_attention=False, dropout_p=0.0):
+    """Scaled dot-product attention: softmax(q k^T / sqrt(D)) v, one implementation for every model.
+
+    q: [B, H, T, D]; k, v: [B, H, S, D]; mask: bool, broadcastable to [B, H, T, S], True where a
+    query may look at a key (or None); is_causal: query i sees keys 0..i (top-left aligned square).
+    Returns (y [B, H, T, D], att [B, H, T, S] or None): the readable path (explicit scores and
+    softmax, returns the map) when return_attention, else one fused kernel; tests hold them equal.
+    """
+    if return_attention:
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # [B, H, T, S]
+        if is_causal:
+            mask = causal_mask(q.size(-2), k.size(-2) - q.size(-2), q.device)
+        if mask is not None:
+            att = att.masked_fill(~mask, float("-inf"))
+        att = F.softmax(att, dim=-1)
+        return F.dropout(att, dropout_p) @ v, att
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+        # Mixed precision on a CPU: the matmuls around attention gain from bfloat16, but the CPU's
+        # fused attention kernel is several times slower backwards in bfloat16 than in float32.
+        y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask,
+                                           is_causal=is_causal, dropout_p=dropout_p)
+        return y.to(q.dtype), None
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p), None
+
+
 def rope_cos_sin(positions: torch.Tensor, head_size: int, base: float):
     """Rotary position embeddings for the given positions [T]: (cos, sin), each [T, D] float32.
 
@@ -235,7 +260,6 @@ class CausalSelfAttention(nn.Module):
         self.c_attn = nn.Linear(config.n_embd, (self.n_head + 2 * self.n_kv_head) * self.head_size, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = config.dropout
-        self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x, rope=None, cache=None, layer=0, return_attention=False):
@@ -254,23 +278,18 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(layer, k, v)  # [B, K, P+T, D]
         P = k.size(2) - T
-        att = None
+        dropout_p = self.dropout if self.training else 0.0
+        G = H // K
         if return_attention:
-            # The readable path: scores, mask, softmax, weighted sum of values.
-            if K != H:  # query head h reads key-value head h // (H // K)
-                k, v = k.repeat_interleave(H // K, dim=1), v.repeat_interleave(H // K, dim=1)
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(D)  # [B, H, T, P+T]
-            att = att.masked_fill(~causal_mask(T, P, x.device), float("-inf"))
-            att = F.softmax(att, dim=-1)
-            y = self.attn_dropout(att) @ v  # [B, H, T, D]
+            if G > 1:  # query head h reads key-value head h // G
+                k, v = k.repeat_interleave(G, dim=1), v.repeat_interleave(G, dim=1)
+            y, att = attention(q, k, v, mask=causal_mask(T, P, x.device), return_attention=True, dropout_p=dropout_p)
         else:
-            # The fast path: one fused kernel, same numbers (tests hold them equal).
             # Grouped-query attention: fold each group's G query heads into rows of one head,
             # [B, H, T, D] -> [B, K, G*T, D], so the stored k and v serve them as they are
             # (no copy of the cache per step; far faster on CPU than SDPA's enable_gqa).
             # A prompt without a cache (P = 0) is one causal square: there the shared heads are
             # repeated instead, since is_causal (aligned top-left) beats an explicit mask.
-            G = H // K
             causal = P == 0 and T > 1
             if causal and G > 1:
                 k, v = k.repeat_interleave(G, dim=1), v.repeat_interleave(G, dim=1)
@@ -278,9 +297,8 @@ class CausalSelfAttention(nn.Module):
                 q = q.reshape(B, K, G * T, D)
             # one new query may see every key, so it needs no mask at all
             mask = None if T == 1 or causal else causal_mask(T, P, x.device).repeat(G, 1)  # [G*T, P+T]
-            y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, is_causal=causal, dropout_p=self.dropout if self.training else 0.0,
-            ).reshape(B, H, T, D)
+            y, att = attention(q, k, v, mask=mask, is_causal=causal, dropout_p=dropout_p)
+            y = y.reshape(B, H, T, D)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
         return self.resid_dropout(self.c_proj(y)), att
 

@@ -55,6 +55,16 @@ def pick_device(verbose: bool = False) -> torch.device:
     return device
 
 
+def cpu_has_native_bfloat16() -> bool:
+    """True when this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX): there bfloat16
+    matmuls run several times faster than float32; elsewhere they are emulated and slower.
+    ``MINIGPT_CPU_BF16=0`` turns the answer (and with it the Trainer's CPU mixed precision) off."""
+    if os.environ.get("MINIGPT_CPU_BF16", "").strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch >= 2.3
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
 @contextmanager
 def eval_mode(model):
     """Run the block with ``model`` in eval mode (dropout off); a model that was training is put

@@ -36,7 +36,7 @@ from .checkpoint import (DEFAULT_NAME, capture_rng_state, load_checkpoint, requi
                          save_checkpoint)
 from .checks import as_ids, check_bool, check_ids_in_vocab, check_int, check_number, from_dict
 from .data import get_batch
-from .runtime import eval_mode, pick_device, resolve_device
+from .runtime import cpu_has_native_bfloat16, eval_mode, pick_device, resolve_device
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -73,7 +73,8 @@ class TrainConfig:
     checkpoint_interval: Optional[int] = None  # save every N steps; None = every eval_interval
     out_dir: Optional[str | Path] = None  # where ckpt.pt goes; None = save nothing
     device: str = "auto"             # "auto" (CUDA if present, else CPU), "cpu", "cuda", "cuda:1", "mps"
-    dtype: str = "auto"              # "auto" (bfloat16 on CUDA, float32 elsewhere), "float32", "bfloat16", "float16"
+    dtype: str = "auto"              # "auto" (bfloat16 mixed precision on CUDA and CPUs with bfloat16 units, else float32),
+                                     # "float32", "bfloat16", "float16"
     compile: bool = False            # torch.compile the model (fast on CUDA, slow to start on CPU)
     seed: int = 1337
     progress: bool = True            # a tqdm progress bar; False prints one line per evaluation
@@ -149,7 +150,13 @@ def lr_at(it: int, config: TrainConfig) -> float:
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Two AdamW groups: weight decay on >= 2-D weights (matmuls, embeddings), none on biases
     and LayerNorm gains, which only shift and scale: pulling them to 0 would not regularise,
-    just fight the normalisation. Tied weights (wte = lm_head) appear once."""
+    just fight the normalisation. Tied weights (wte = lm_head) appear once.
+
+    A model with its own ``optim_groups(weight_decay) -> list[dict]`` decides instead; a group's
+    optional ``"lr_scale"`` multiplies the schedule's learning rate for it (e.g. a decoder that
+    learns 5x faster than its encoder, as in PyTorch's chatbot tutorial)."""
+    if hasattr(model, "optim_groups"):
+        return model.optim_groups(weight_decay)
     params = [p for p in model.parameters() if p.requires_grad]
     return [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
@@ -239,6 +246,7 @@ class Trainer:
         self._adamw_impl = _fastest_adamw(self.device)
         self.optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=lr_at(0, config),
                                            betas=(config.beta1, config.beta2), **self._adamw_impl)
+        self._set_lr(0)
         # float16 needs loss scaling so that small gradients do not underflow; bfloat16 does not.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
 
@@ -263,7 +271,9 @@ class Trainer:
         cfg, cuda = self.config, self.device.type == "cuda"
         if cfg.dtype == "auto":
             if not cuda:
-                return torch.float32
+                # Mixed precision pays on a CPU only where it multiplies bfloat16 natively: there the
+                # matmuls run several times faster; elsewhere bfloat16 is emulated and slower.
+                return torch.bfloat16 if self.device.type == "cpu" and cpu_has_native_bfloat16() else torch.float32
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if cfg.dtype == "float16" and not cuda:
             raise ValueError(f"TrainConfig.dtype='float16' needs a CUDA GPU (it trains on {self.device}); "
@@ -283,6 +293,14 @@ class Trainer:
         """(x, y), each [batch_size, block_size], on the device: from the caller's get_batch, or random windows."""
         draw = get_batch if self.get_batch is None else self.get_batch
         return draw(data, batch_size, self.block_size, generator=generator, device=self.device)
+
+    def _set_lr(self, it: int) -> float:
+        """Give every parameter group the schedule's learning rate for step ``it`` (times the
+        group's ``lr_scale``, if it has one); returns the schedule's rate."""
+        lr = lr_at(it, self.config)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        return lr
 
     def _autocast(self):
         if self.dtype == torch.float32:
@@ -457,9 +475,11 @@ class Trainer:
         """After loading optimizer state (which brings the saved hyper-parameters with it), take
         them from the current config, and this machine's choice of AdamW kernel."""
         cfg = self.config
-        for group, wd in zip(self.optimizer.param_groups, (cfg.weight_decay, 0.0)):
-            group.update({"lr": lr_at(self.step, cfg), "betas": (cfg.beta1, cfg.beta2), "weight_decay": wd,
+        for group, fresh in zip(self.optimizer.param_groups, param_groups(self.raw_model, cfg.weight_decay)):
+            group.update({"lr_scale": fresh.get("lr_scale", 1.0), "betas": (cfg.beta1, cfg.beta2),
+                          "weight_decay": fresh.get("weight_decay", cfg.weight_decay),
                           "foreach": None, "fused": None, **self._adamw_impl})
+        self._set_lr(self.step)
 
     def _restore_rng(self, rng) -> None:
         """Give every process back its own random streams. A checkpoint saved by another number
@@ -601,9 +621,7 @@ class Trainer:
         trainer's model, or its DDP wrapper); returns its stats."""
         cfg, it = self.config, self.step
         self._in_step = True
-        lr = lr_at(it, cfg)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        lr = self._set_lr(it)
         ddp = isinstance(model, DistributedDataParallel)
         loss_sum = 0.0
         for micro in range(cfg.grad_accum_steps):

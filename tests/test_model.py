@@ -45,6 +45,30 @@ def test_readable_attention_equals_fast_attention(tiny_model):
     torch.testing.assert_close(readable, fast, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("how", ["mask", "causal", "none"])
+def test_attention_readable_and_fused_paths_agree(how):
+    """minigpt.model.attention: one function for every model; its two paths give the same numbers."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 4, generator=g) for _ in range(3))
+    mask = {"mask": torch.rand(2, 1, 5, 5, generator=g) > 0.3, "causal": None, "none": None}[how]
+    if mask is not None:
+        mask[..., 0] = True  # every query may see at least one key
+    causal = how == "causal"
+    y_read, att = mg.model.attention(q, k, v, mask=mask, is_causal=causal, return_attention=True)
+    y_fast, none = mg.model.attention(q, k, v, mask=mask, is_causal=causal)
+    torch.testing.assert_close(y_read, y_fast, rtol=1e-5, atol=1e-5)
+    assert none is None and att.shape == (2, 3, 5, 5)
+    torch.testing.assert_close(att.sum(-1), torch.ones(2, 3, 5))
+    if causal:
+        assert (att.triu(1) == 0).all()
+    if mask is not None:
+        assert (att[~mask.expand_as(att)] == 0).all()
+    # bfloat16 inputs on a CPU are computed in float32 (faster there) and returned in bfloat16
+    y_bf16, _ = mg.model.attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), mask=mask, is_causal=causal)
+    assert y_bf16.dtype == torch.bfloat16
+    torch.testing.assert_close(y_bf16.float(), y_fast, rtol=0.05, atol=0.05)
+
+
 @pytest.mark.parametrize("return_attention", [False, True])
 def test_kv_cache_forward_equals_full_forward(tiny_model, return_attention):
     idx = torch.randint(0, 50, (2, 20))

@@ -32,8 +32,9 @@ def ids(n=2000, seed=1):
 
 
 def config(**overrides):
+    # float32: these tests compare steps bit for bit; mixed precision has its own tests
     base = dict(max_iters=10, batch_size=4, warmup_iters=2, eval_interval=5, eval_iters=2,
-                device="cpu", progress=False, seed=0)
+                device="cpu", progress=False, seed=0, dtype="float32")
     return TrainConfig(**{**base, **overrides})
 
 
@@ -144,6 +145,62 @@ def test_no_weight_decay_on_biases_and_norms():
     assert len(decayed) + len(not_decayed) == len(list(model.parameters()))  # each once (tied weights too)
     groups = make_trainer(model).optimizer.param_groups
     assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
+
+
+class TwoSpeedModel(torch.nn.Module):
+    """A GPT whose last block learns at 5x the schedule's rate (a decoder-style learning rate)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gpt = tiny_gpt(n_layer=2)
+        self.config = self.gpt.config
+
+    def forward(self, idx, targets=None):
+        return self.gpt(idx, targets=targets)
+
+    def optim_groups(self, weight_decay):
+        fast = set(map(id, self.gpt.transformer.h[1].parameters()))
+        return [{"params": [p for p in self.parameters() if id(p) not in fast], "weight_decay": weight_decay},
+                {"params": [p for p in self.parameters() if id(p) in fast], "weight_decay": 0.0, "lr_scale": 5.0}]
+
+
+def test_a_model_can_ask_for_its_own_groups_and_learning_rate_scales(tmp_path):
+    cfg = config(max_iters=6, warmup_iters=2, learning_rate=1e-2, min_lr=1e-3, eval_interval=3, out_dir=tmp_path)
+    def stop_after_3(trainer, event, stats):
+        trainer.should_stop = trainer.step >= 3
+
+    trainer = make_trainer(TwoSpeedModel(), cfg, callbacks=[stop_after_3])
+    slow, fast = trainer.optimizer.param_groups
+    assert fast["lr"] == 5 * slow["lr"] and fast["weight_decay"] == 0.0 and slow["weight_decay"] == cfg.weight_decay
+    trainer.fit()
+    assert trainer.step == 3 and fast["lr"] == pytest.approx(5 * lr_at(2, cfg)) and slow["lr"] == lr_at(2, cfg)
+    resumed = make_trainer(TwoSpeedModel(), cfg)
+    resumed.fit(resume=True)
+    slow, fast = resumed.optimizer.param_groups
+    assert resumed.step == 6 and fast["lr"] == pytest.approx(5 * lr_at(5, cfg)) and slow["lr"] == lr_at(5, cfg)
+    assert resumed.history["lr"] == [lr_at(it, cfg) for it in range(6)]  # the history keeps the schedule's own rate
+
+
+def test_mixed_precision_on_a_cpu_only_where_it_multiplies_bfloat16_natively(monkeypatch):
+    monkeypatch.setattr(train_module, "cpu_has_native_bfloat16", lambda: True)
+    assert make_trainer(cfg=config(dtype="auto")).dtype == torch.bfloat16
+    monkeypatch.setattr(train_module, "cpu_has_native_bfloat16", lambda: False)
+    assert make_trainer(cfg=config(dtype="auto")).dtype == torch.float32
+    monkeypatch.setenv("MINIGPT_CPU_BF16", "0")
+    assert mg.runtime.cpu_has_native_bfloat16() is False
+
+
+def test_bfloat16_training_on_a_cpu_learns_like_float32():
+    """Mixed precision keeps float32 weights and optimizer state; only the matmuls round."""
+    data = torch.arange(3000) % VOCAB  # 0 1 2 ... 15 0 1 ...: each token predicts the next
+    losses = {}
+    for dtype in ("float32", "bfloat16"):
+        trainer = Trainer(tiny_gpt(), data, data, config(dtype=dtype, max_iters=40, learning_rate=1e-2, eval_interval=40))
+        history = trainer.fit()
+        assert all(p.dtype == torch.float32 for p in trainer.raw_model.parameters())
+        assert history["val_loss"][-1] < 0.5 * history["val_loss"][0]
+        losses[dtype] = history["val_loss"][-1]
+    assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=0.1)
 
 
 def test_grad_accumulation_equals_one_big_batch(monkeypatch):
