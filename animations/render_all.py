@@ -43,6 +43,7 @@ SCENES = {
     "DecodingStrategies": "decoding.py",
     "RotaryPositions": "rope.py",
     "ChatTemplate": "chat_template.py",
+    "LossMask": "loss_mask.py",
     "RLHFLoop": "rlhf.py",
 }
 
