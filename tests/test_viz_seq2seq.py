@@ -136,13 +136,15 @@ def test_the_static_picture_puts_both_bots_side_by_side_with_bars_for_the_select
     fig = plot_cross_attention([t, g], layer=0, head=1, selected=2)
     grids = [ax for ax in fig.axes if ax.get_images()]
     bars = [ax for ax in fig.axes if ax.patches and not ax.get_images()]
-    assert len(grids) == 2 and len(bars) == 2
+    assert len(grids) == 2 and len(bars) == 1  # both read the same question: one bar chart, a colour each
+    assert grids[0].get_position().y0 == grids[1].get_position().y0  # a short question: side by side
     assert [tl.get_text() for tl in grids[0].get_xticklabels()] == list("你好吗？")
     assert [tl.get_text() for tl in grids[1].get_yticklabels()] == ["我", "很", "好", "<eos>"]
     np.testing.assert_allclose(grids[0].get_images()[0].get_array(), t.cross[0][1].numpy())
     assert "layer 0, head 1" in grids[0].get_title() and "Luong" in grids[1].get_title()
-    # the selected row is outlined in each grid, and its weights are the bars
-    np.testing.assert_allclose([p.get_height() for p in bars[1].patches], g.weights()[2], rtol=1e-6)
+    # the selected row's weights are the bars: the Transformer's, then the GRU's
+    heights = [p.get_height() for p in bars[0].patches]
+    np.testing.assert_allclose(heights, np.concatenate([t.weights(0, 1)[2], g.weights()[2]]), rtol=1e-6)
     if cjk_font():  # drawn with a CJK font, not empty boxes
         assert cjk_font() in grids[0].get_xticklabels()[0].get_fontfamily()
     one = plot_cross_attention(t)
@@ -150,6 +152,18 @@ def test_the_static_picture_puts_both_bots_side_by_side_with_bars_for_the_select
         ax.patches and not ax.get_images() for ax in one.axes)
     with pytest.raises(ValueError, match="CrossAttentionMaps"):
         plot_cross_attention([])
+    with pytest.raises(ValueError, match="selected must be"):
+        plot_cross_attention(t, selected=4)
+
+
+def test_a_long_question_puts_the_grids_one_above_the_other(transformer, gru, tok):
+    question = "How are you today? What is your name? Where do you live?"
+    t = cross_attention_maps(transformer, tok, question, "I am fine")
+    g = cross_attention_maps(gru, tok, question, "I am fine")
+    fig = plot_cross_attention([t, g], selected=0)
+    grids = [ax for ax in fig.axes if ax.get_images()]
+    assert grids[0].get_position().y0 > grids[1].get_position().y1  # stacked, each the full width
+    assert len(grids[0].get_xticklabels()) == len(question) - 16  # cropped to the encoder's 40
 
 
 # ------------------------------------------------------------------ the explorer

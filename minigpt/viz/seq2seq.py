@@ -35,7 +35,7 @@ import torch
 from matplotlib.patches import Rectangle
 
 from ..seq2seq import beam_reply, greedy_reply
-from .plots import HIGHLIGHT, MONOSPACE, WIDTH, _numpy, _tick_size, count, plot_message, visible
+from .plots import HIGHLIGHT, MONOSPACE, WIDTH, _numpy, count, plot_message, visible
 from .widgets import FigureBox, _error
 
 KINDS = ("transformer", "gru")
@@ -196,13 +196,19 @@ def _label(token: str) -> str:
     return visible(token).replace("\\n", "↵")
 
 
-def _grid(ax, a, maps: CrossAttentionMaps, selected, title):
+def _fit(n: int, inches: float) -> float:
+    """A font size (points) at which n labels fit side by side along ``inches``."""
+    return max(4.0, min(10.0, 0.8 * 72 * inches / max(n, 1)))
+
+
+def _grid(ax, a, maps: CrossAttentionMaps, selected, title, inches):
+    """One grid; inches: (width, height) the grid gets, to size its labels."""
     T, S = a.shape
     im = ax.imshow(a, cmap="viridis", vmin=0, vmax=max(float(a.max()), 1e-9), aspect="auto",
                    interpolation="nearest")
-    ax.set_xticks(range(S), [_label(t) for t in maps.question_tokens], rotation=90, fontsize=_tick_size(S),
+    ax.set_xticks(range(S), [_label(t) for t in maps.question_tokens], rotation=90, fontsize=_fit(S, inches[0]),
                   family=MONOSPACE)
-    ax.set_yticks(range(T), [_label(t) for t in maps.answer_tokens], fontsize=_tick_size(T), family=MONOSPACE)
+    ax.set_yticks(range(T), [_label(t) for t in maps.answer_tokens], fontsize=_fit(T, inches[1]), family=MONOSPACE)
     ax.set_xlabel("question token (looked at)", fontsize=9)
     ax.set_ylabel("answer token (being written)", fontsize=9)
     if selected is not None and 0 <= selected < T:
@@ -211,63 +217,89 @@ def _grid(ax, a, maps: CrossAttentionMaps, selected, title):
     return im
 
 
-def _bars(ax, w, maps: CrossAttentionMaps, selected):
-    S = len(w)
-    top = int(np.argmax(w))
-    ax.bar(range(S), w, color=[HIGHLIGHT if j == top else "#1f77b4" for j in range(S)])
-    ax.set_xticks(range(S), [_label(t) for t in maps.question_tokens], rotation=90, fontsize=_tick_size(S),
-                  family=MONOSPACE)
+def _bars(ax, weights, panels, selected):
+    """Bars of where answer token ``selected`` looked, one colour per panel (they share the question)."""
+    m = panels[0]
+    S, n = len(m.question_tokens), len(weights)
+    width = 0.8 / n
+    colours = ("#1f77b4", "#ff7f0e", "#2ca02c")
+    for k, (w, p) in enumerate(zip(weights, panels)):
+        top = int(np.argmax(w))
+        bars = ax.bar(np.arange(S) + (k - (n - 1) / 2) * width, w, width, color=colours[k % 3],
+                      label=f"{p.title.split(':')[0]}: most at '{_label(p.question_tokens[top])}'")
+        bars[top].set_edgecolor(HIGHLIGHT)
+        bars[top].set_linewidth(1.5)
+    ax.set_xticks(range(S), [_label(t) for t in m.question_tokens], rotation=90,
+                  fontsize=_fit(S, ax.get_position().width * ax.figure.get_figwidth()), family=MONOSPACE)
     ax.set_xlim(-0.5, S - 0.5)
-    ax.set_ylim(0, min(1.0, max(float(w.max()) * 1.15, 1e-9)))
+    ax.set_ylim(0, min(1.0, max(float(max(w.max() for w in weights)) * 1.15, 1e-9)))
     ax.set_ylabel("weight", fontsize=9)
-    ax.set_title(f"where '{_label(maps.answer_tokens[selected])}' (answer token {selected}) looked; "
-                 f"most at '{_label(maps.question_tokens[top])}'", fontsize=9, family=MONOSPACE)
+    ax.legend(fontsize=8, loc="upper right", prop={"family": MONOSPACE, "size": 8})
+    ax.set_title(f"where '{_label(m.answer_tokens[selected])}' (answer token {selected}) looked in the question",
+                 fontsize=9, family=MONOSPACE)
+
+
+def _clip(text: str, n: int = 90) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= n else text[:n - 1] + "…"
 
 
 def plot_cross_attention(maps, layer: int = -1, head="all", selected: Optional[int] = None, title=None):
     """Answer tokens × question tokens: where each answer token looked, for one model or several
-    side by side (e.g. the Transformer and the GRU on the same question and answer).
+    (e.g. the Transformer and the GRU on the same question and answer): side by side when the
+    question is short, one above the other when it is long (so its tokens stay readable).
 
-    maps:     a CrossAttentionMaps, or a sequence of them (one panel each).
+    maps:     a CrossAttentionMaps, or a sequence of them (one grid each).
     layer:    the Transformer's decoder layer (-1: the last); head: an index or "all" (the mean
-              over the layer's heads). The GRU's panel has one grid and ignores both.
-    selected: an answer token (row) to follow: outlined in the grid, and its weights drawn as
-              bars under it (None: no bars).
+              over the layer's heads). The GRU's grid is its one set of Luong weights.
+    selected: an answer token (row) to follow: outlined in every grid, and its weights drawn as
+              bars under them (one colour per model when they read the same question tokens).
     Returns a matplotlib Figure.
     """
     panels = [maps] if isinstance(maps, CrossAttentionMaps) else list(maps)
     if not panels or not all(isinstance(m, CrossAttentionMaps) for m in panels):
         raise ValueError("give a CrossAttentionMaps (from cross_attention_maps), or a list of them")
     grids = [m.weights(layer, head) for m in panels]
-    S = max(g.shape[1] for g in grids)
-    T = max(g.shape[0] for g in grids)
-    n = len(panels)
-    bars = selected is not None
-    height = min(9.0, 1.8 + 0.17 * T + 0.05 * max(len(_label(t)) for m in panels for t in m.question_tokens))
+    names = [m.title if m.kind == "gru" else
+             f"Transformer: layer {_check_layer(layer, m.n_layer)}, "
+             + (f"mean of {m.n_head} heads" if head == "all" else f"head {head}") for m in panels]
+    n, S, T = len(panels), max(g.shape[1] for g in grids), max(g.shape[0] for g in grids)
+    label_room = 0.35 + 0.07 * max(len(_label(t)) for m in panels for t in m.question_tokens)
+    stacked = n > 1 and S * n > 60
+    valid = selected is not None and all(0 <= selected < g.shape[0] for g in grids)
+    if selected is not None and not valid:
+        raise ValueError(f"selected must be an answer token, 0..{min(g.shape[0] for g in grids) - 1}, got {selected!r}")
+    shared = valid and all(m.question_tokens == panels[0].question_tokens for m in panels)
+    grid_h = 0.8 + label_room + (0.1 if stacked or n > 1 else 0.12) * T
+    bar_h = 2.2
     width = WIDTH if n > 1 or S > 24 else min(WIDTH, 3.5 + 0.22 * S)
-    fig = plt.figure(layout="constrained", figsize=(width, height + (2.3 if bars else 0)))
+    if stacked:
+        heights = [grid_h] * n + ([bar_h] if shared else [bar_h] * n if valid else [])
+        fig = plt.figure(layout="constrained", figsize=(width, sum(heights) + 0.5))
+        spec = fig.add_gridspec(len(heights), 1, height_ratios=heights)
+        grid_axes = [fig.add_subplot(spec[k, 0]) for k in range(n)]
+        bar_axes = [fig.add_subplot(spec[n + k, 0]) for k in range(len(heights) - n)]
+    else:
+        rows = 2 if valid else 1
+        fig = plt.figure(layout="constrained", figsize=(width, grid_h + (bar_h if valid else 0) + 0.5))
+        spec = fig.add_gridspec(rows, n, height_ratios=[grid_h, bar_h] if valid else None)
+        grid_axes = [fig.add_subplot(spec[0, k]) for k in range(n)]
+        bar_axes = ([fig.add_subplot(spec[1, :])] if shared and n > 1 else
+                    [fig.add_subplot(spec[1, k]) for k in range(n)] if valid else [])
     plt.close(fig)
-    spec = fig.add_gridspec(2 if bars else 1, n, height_ratios=[height, 2.3] if bars else None)
-    for k, (m, a) in enumerate(zip(panels, grids)):
-        if m.kind == "gru":
-            name = m.title
+    grid_w = (width - 1.4) if stacked or n == 1 else (width - 1.4 * n) / n  # less the labels and colour bar
+    for k, (ax, m, a) in enumerate(zip(grid_axes, panels, grids)):
+        im = _grid(ax, a, m, selected, names[k], (grid_w, grid_h - 0.8 - label_room))
+        fig.colorbar(im, ax=ax, shrink=0.8, label="weight", pad=0.01)
+    if valid:
+        if len(bar_axes) == 1:
+            _bars(bar_axes[0], [g[selected] for g in grids] if shared else [grids[0][selected]],
+                  panels if shared else panels[:1], selected)
         else:
-            L = _check_layer(layer, m.n_layer)
-            name = f"Transformer: layer {L}, " + (f"mean of {m.n_head} heads" if head == "all" else f"head {head}")
-        ax = fig.add_subplot(spec[0, k])
-        im = _grid(ax, a, m, selected, name)
-        fig.colorbar(im, ax=ax, shrink=0.8, label="weight" if k == n - 1 else None)
-        if bars:
-            bx = fig.add_subplot(spec[1, k])
-            if 0 <= selected < a.shape[0]:
-                _bars(bx, a[selected], m, selected)
-            else:
-                bx.axis("off")
-                bx.text(0.5, 0.5, f"this answer has {count(a.shape[0], 'token')}", ha="center", va="center",
-                        transform=bx.transAxes, fontsize=9)
-    q = "".join(panels[0].question_tokens)
+            for ax, m, a in zip(bar_axes, panels, grids):
+                _bars(ax, [a[selected]], [m], selected)
     fig.suptitle(title if title is not None else
-                 f"Q: {q if len(q) <= 70 else q[:67] + '…'}   A ({panels[0].how}): {panels[0].answer[:60]}",
+                 f"Q: {_clip(''.join(panels[0].question_tokens))}\nA ({panels[0].how}): {_clip(panels[0].answer)}",
                  fontsize=10, family=MONOSPACE)
     return fig
 
@@ -471,7 +503,8 @@ class CrossAttentionExplorer(FigureBox):
         """Draw the current maps, layer, head and selected token."""
         if not self.maps or self._busy:
             return
-        self.show(plot_cross_attention(list(self.maps.values()), self.layer.value, self.head.value, self.selected))
+        shown = self.selected if all(self.selected < len(m.answer_tokens) for m in self.maps.values()) else None
+        self.show(plot_cross_attention(list(self.maps.values()), self.layer.value, self.head.value, shown))
         m = next(iter(self.maps.values()))
         notes = [f"{count(len(m.question_tokens), 'question token')} × {count(len(m.answer_tokens), 'answer token')}",
                  "each row sums to 1"]
