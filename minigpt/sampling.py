@@ -25,6 +25,7 @@ Conventions shared by every function here (and by beam search):
 
 from __future__ import annotations
 
+import inspect
 import math
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -348,10 +349,13 @@ def _new_tokens(model, ids: list[int], *, max_new_tokens: int, knobs: Knobs, gen
     if knobs.repetition_penalty != 1:
         seen = seen_mask(ids, (1, model.config.vocab_size), device)
     x = torch.tensor([ids[-block_size:]], device=device)  # [1, T]: the prompt, then one token at a time
+    # The prompt's other positions need keys and values, not logits (models that can skip them say so)
+    last_only = {"last_only": True} if "last_only" in inspect.signature(model.forward).parameters else {}
     cache, cached = None, 0  # cached: positions in the cache
     for _ in range(max_new_tokens):
         cached += x.size(1)
-        out = model(x, past_key_values=cache, use_cache=use_cache and (cached < block_size or slides))  # a full cache is no use
+        out = model(x, past_key_values=cache, use_cache=use_cache and (cached < block_size or slides),  # a full cache is no use
+                    **last_only)
         cache = out.past_key_values
         logits = out.logits[:, -1].float()  # [1, V]
         if keep_stages:
