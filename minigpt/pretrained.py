@@ -29,6 +29,7 @@ class Pretrained:
     filename: str
     description: str
     command: str  # reproduces the file from a clean checkout
+    kind: str = "gpt"  # "gpt", or "seq2seq": a Seq2Seq / GRUSeq2Seq that minigpt.seq2seq.load_seq2seq builds
 
 
 PRETRAINED = {
@@ -80,6 +81,33 @@ PRETRAINED = {
     ),
 }
 
+
+
+def _qa(name: str, what: str, data: str, args: str) -> Pretrained:
+    """A question-answer chatbot (sequence-to-sequence, characters), trained by minigpt.seq2seq_train."""
+    return Pretrained(name=name, filename=f"{name}.pt", kind="seq2seq", description=f"{what}; {data}; see {name}.md",
+                      command=f"python -m minigpt.seq2seq_train {args} --max-src-len 64 --max-tgt-len 32 "
+                              f"--batch-size 32 --lr 2e-3 --eval-interval 200 --eval-iters 10 --reply-pairs 20 "
+                              f"--dropout 0.1 --seed 1337 --export minigpt/weights/{name}.pt")
+
+
+_DAILYDIALOG = ("trained on DailyDialog's (question, reply) pairs, CC BY-NC-SA 4.0 (Li et al., IJCNLP 2017): "
+                "non-commercial use only")
+_KDCONV = "trained on KdConv's dev split, its test split held out; Apache-2.0 (Zhou et al., ACL 2020)"
+PRETRAINED.update({
+    "qa-en": _qa("qa-en", "Transformer encoder-decoder (2 + 2 layers, 4 heads, 128 wide, ~0.95M parameters), "
+                 "English characters", _DAILYDIALOG,
+                 "--model transformer --corpus dailydialog --n-layer 2 --n-head 4 --n-embd 128 --max-iters 600"),
+    "gru-en": _qa("gru-en", "bidirectional GRU encoder + GRU decoder with Luong (general) attention (1 layer, "
+                  "hidden 208, ~0.95M parameters), English characters", _DAILYDIALOG,
+                  "--model gru --attention general --corpus dailydialog --n-layer 1 --n-embd 208 --max-iters 300"),
+    "qa-zh": _qa("qa-zh", "Transformer encoder-decoder (2 + 2 layers, 4 heads, 128 wide, ~1.3M parameters), "
+                 "Chinese characters", _KDCONV,
+                 "--model transformer --corpus kdconv --n-layer 2 --n-head 4 --n-embd 128 --max-iters 600"),
+    "gru-zh": _qa("gru-zh", "bidirectional GRU encoder + GRU decoder with Luong (general) attention (1 layer, "
+                  "hidden 150, ~1.3M parameters), Chinese characters", _KDCONV,
+                  "--model gru --attention general --corpus kdconv --n-layer 1 --n-embd 150 --max-iters 300"),
+})
 
 @dataclass(frozen=True)
 class GGUFModel:
@@ -231,7 +259,8 @@ def load(name: str = "shakespeare-char", device=None, download: bool | None = No
 
     Shipped checkpoints need no network. A GGUF model is found or fetched as ``gguf_path`` says
     (``download=False`` never fetches) and dequantised to float32.
-    Returns (model: GPT in eval mode on ``device`` (default CPU), tokenizer).
+    Returns (model: GPT in eval mode on ``device`` (default CPU), tokenizer); for a question-answer
+    chatbot (qa-en, qa-zh, gru-en, gru-zh) the model is a Seq2Seq or GRUSeq2Seq (``minigpt.seq2seq``).
     """
     from .checkpoint import load_model
     if name in GGUF_MODELS:
@@ -240,6 +269,9 @@ def load(name: str = "shakespeare-char", device=None, download: bool | None = No
         model = gguf.load_model(gg, block_size=GGUF_MODELS[name].block_size)
         return model.to(device or "cpu").eval(), gguf.load_tokenizer(gg)
 
+    if name in PRETRAINED and PRETRAINED[name].kind == "seq2seq":  # (Seq2Seq or GRUSeq2Seq, tokenizer)
+        from .seq2seq import load_seq2seq
+        return load_seq2seq(path(name), device=device)
     model, tokenizer = load_model(path(name), device=device)
     return model.eval(), tokenizer
 
