@@ -196,7 +196,8 @@ def side_by_side(args) -> None:
         with align.peak_memory(device) as peak:
             t0 = time.perf_counter()
             trainer.fit()
-            costs[name] = {"train_s": time.perf_counter() - t0, "train_peak_mb": peak.mb}
+            seconds = time.perf_counter() - t0
+        costs[name] = {"train_s": seconds, "train_peak_mb": peak.mb}  # peak.mb is known once the block ends
         report(policy, name)
     name = "DPO (sampled pairs)"
     policy = copy.deepcopy(start)
@@ -209,15 +210,18 @@ def side_by_side(args) -> None:
         config = align.DPOConfig(max_iters=args.dpo_steps, batch_size=16, learning_rate=1e-4, min_lr=1e-5,
                                  beta=0.1, eval_interval=50, progress=False, device=str(device))
         align.train_dpo(policy, start, tok, train, dev, config)
-        costs[name] = {"train_s": time.perf_counter() - t0, "train_peak_mb": peak.mb, "pairs": len(train)}
+        seconds = time.perf_counter() - t0
+    costs[name] = {"train_s": seconds, "train_peak_mb": peak.mb, "pairs": len(train)}
     report(policy, name)
 
     print(f"\n{len(held_out)} held-out DailyDialog prompts (test split), one sampled answer each (temperature 1, "
           f"up to {args.new_tokens} tokens), seed 0; reward model dailydialog-reward\n")
     print(align.side_by_side(reports))
-    print("\n| model | training time | training peak memory |\n|---|---|---|")
+    print(f"\n| model | training time | training peak memory ({'GPU allocated' if device.type == 'cuda' else 'process RSS'}) |"
+          f"\n|---|---|---|")
     for r in reports[1:]:
-        print(f"| {r.name} | {r.extra['train_s']:.0f} s | {r.extra['train_peak_mb'] or 0:,.0f} MB |")
+        peak = r.extra["train_peak_mb"]
+        print(f"| {r.name} | {r.extra['train_s']:.0f} s | {'-' if peak is None else f'{peak:,.0f} MB'} |")
     agree = align.ranking_agreement(reports[0].scores, [align.politeness(a) for a in reports[0].answers])
     test = align.evaluate_reward_model(rm, align.load_preference_pairs("test"))
     print(f"\nreward model: test-pair accuracy {test.accuracy:.3f}; on the starting model's own answers its "
