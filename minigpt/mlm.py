@@ -20,7 +20,11 @@ matrix (tied weights) plus a bias per token.
 Training (characters of DailyDialog's dialogues, the seq2seq chatbots' tokenizer style, with
 <pad> and <mask> added) goes through the package's Trainer, on random windows of the text:
 
-    python -m minigpt.mlm --corpus dailydialog --max-iters 1500 --export minigpt/weights/mlm-en.pt
+    python -m minigpt.mlm --corpus dailydialog --max-iters 3000 --export minigpt/weights/mlm-en.pt
+
+For its first few hundred steps the loss sits at the level of plain character frequencies: a
+blank's own input is <mask>, so everything the model learns has to come through attention to
+its neighbours, which starts out uniform; once the encoder finds the neighbours the loss falls.
 
 Shapes: B batch, T sequence length, C n_embd, H n_head, V vocab_size.
 """
@@ -366,17 +370,17 @@ def main(argv=None):
     from .train import Trainer, TrainConfig
     p = argparse.ArgumentParser(description="Train a masked language model (BERT-style) on dialogue text.")
     p.add_argument("--corpus", default="dailydialog", choices=sorted(SPLITS))
-    p.add_argument("--block-size", type=int, default=64)
-    p.add_argument("--n-layer", type=int, default=4)
+    p.add_argument("--block-size", type=int, default=32)
+    p.add_argument("--n-layer", type=int, default=2)
     p.add_argument("--n-head", type=int, default=4)
     p.add_argument("--n-embd", type=int, default=128)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--mask-rate", type=float, default=0.15)
-    p.add_argument("--max-iters", type=int, default=1500)
+    p.add_argument("--max-iters", type=int, default=3000)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--eval-interval", type=int, default=250)
-    p.add_argument("--eval-iters", type=int, default=20)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--eval-interval", type=int, default=500)
+    p.add_argument("--eval-iters", type=int, default=10)
     p.add_argument("--limit", type=int, default=None, help="only the first N dialogues of each split")
     p.add_argument("--out-dir", default=None)
     p.add_argument("--export", default=None, help="write the trained weights (and tokenizer) here")
