@@ -31,7 +31,7 @@ import torch
 
 import minigpt as mg
 from minigpt.dialogue_pairs import make_pairs
-from minigpt.seq2seq import greedy_reply
+from minigpt.seq2seq import encode_question, greedy_reply, load_seq2seq
 
 MODEL_NAME = "qa-en"     # the Transformer encoder–decoder
 GRU_NAME = "gru-en"      # the GRU + Luong-attention baseline
@@ -54,19 +54,11 @@ def _override() -> Path | None:
 
 
 def _load_file(path: Path):
-    """A sequence-to-sequence checkpoint written by the Trainer or by export_weights:
-    (model in eval mode, tokenizer)."""
-    from minigpt.rnn import GRUConfig, GRUSeq2Seq
-    from minigpt.seq2seq import Seq2Seq, Seq2SeqConfig
-    from minigpt.tokenizer import tokenizer_from_dict
-
-    ckpt = mg.checkpoint.load_checkpoint(path)
-    cfg = ckpt["model_config"]
-    model = Seq2Seq(Seq2SeqConfig.from_dict(cfg)) if "src_block_size" in cfg else GRUSeq2Seq(GRUConfig.from_dict(cfg))
-    model.load_state_dict(ckpt["model"])
-    if ckpt.get("tokenizer") is None:
+    """(model, tokenizer) from a sequence-to-sequence weights file or Trainer checkpoint."""
+    model, tok = load_seq2seq(path)
+    if tok is None:
         raise ValueError(f"{path} holds no tokenizer; the scenes need one to show the question's tokens")
-    return model.eval(), tokenizer_from_dict(ckpt["tokenizer"])
+    return model, tok
 
 
 @functools.lru_cache(maxsize=4)
@@ -103,13 +95,6 @@ def true_reply(question: str = QUESTION) -> str:
             return r
     raise ValueError(f"{question!r} is not a turn of DailyDialog's test split that has a reply; "
                      f"pick one from numbers_seq2seq.held_out_pairs()")
-
-
-def _encode_question(tok, model, question: str) -> list[int]:
-    """The question's ids; a question longer than the encoder reads keeps its end, as in training."""
-    ids = tok.encode(question, allowed_special="none")
-    limit = getattr(model.config, "src_block_size", None)
-    return ids[-limit:] if limit else ids
 
 
 def _reply_ids(tok, model, reply: str, max_steps: int) -> list[int]:
@@ -152,7 +137,7 @@ def cross_attention_numbers(question: str = QUESTION, max_new_tokens: int = 32, 
     """
     model, tok = model_and_tokenizer(MODEL_NAME)
     c = model.config
-    src_ids = _encode_question(tok, model, question)
+    src_ids = encode_question(model, tok, question)
     reply = greedy_reply(model, src_ids, max_new_tokens)      # with the decoder's KV cache
     src = torch.tensor([src_ids])
     tgt = torch.tensor([[c.sos_id] + reply[:-1]])              # what the decoder read at each step
@@ -217,7 +202,7 @@ def teacher_forcing_numbers(question: str = QUESTION, max_steps: int = 24, name:
     """
     model, tok = model_and_tokenizer(name)
     c = model.config
-    src_ids = _encode_question(tok, model, question)
+    src_ids = encode_question(model, tok, question)
     src = torch.tensor([src_ids])
     gold = _reply_ids(tok, model, true_reply(question), max_steps)
     forced = _probs_given(model, src, [c.sos_id] + gold[:-1])                  # [T, V]
@@ -276,7 +261,7 @@ def one_mistake_numbers(question: str = QUESTION, max_steps: int = 24, at: int |
     """
     model, tok = model_and_tokenizer(name)
     c = model.config
-    src_ids = _encode_question(tok, model, question)
+    src_ids = encode_question(model, tok, question)
     src = torch.tensor([src_ids])
     gold = _reply_ids(tok, model, true_reply(question), max_steps)
     T = len(gold)
@@ -323,7 +308,7 @@ def scheduled_sampling_numbers(question: str = QUESTION, ratio: float = 0.5, see
         raise ValueError(f"ratio must be in [0, 1], got {ratio}")
     model, tok = model_and_tokenizer(name)
     c = model.config
-    src_ids = _encode_question(tok, model, question)
+    src_ids = encode_question(model, tok, question)
     gold = _reply_ids(tok, model, true_reply(question), max_steps)
     tgt = torch.tensor([[c.sos_id] + gold[:-1]])
     predicted = model(torch.tensor([src_ids]), tgt).logits[0].argmax(-1)        # [T]: the input after each
@@ -363,7 +348,7 @@ def exposure_bias(name: str = MODEL_NAME, n_pairs: int = 64, max_steps: int = 20
     pairs = [(q, r) for q, r in held_out_pairs() if len(r) >= min_reply and set(q + r) <= set(tok.chars)][:n_pairs]
     if not pairs:
         raise ValueError(f"no test pair has a reply of {min_reply} characters or more that the tokenizer can read")
-    srcs = [_encode_question(tok, model, q) for q, _ in pairs]
+    srcs = [encode_question(model, tok, q) for q, _ in pairs]
     golds = [_reply_ids(tok, model, r, max_steps) for _, r in pairs]
     B, S, T = len(pairs), max(map(len, srcs)), max(map(len, golds))
     src = torch.full((B, S), c.pad_id)

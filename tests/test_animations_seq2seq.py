@@ -14,7 +14,7 @@ import torch
 
 import minigpt as mg
 from minigpt.dialogue_pairs import make_pairs
-from minigpt.seq2seq import greedy_reply
+from minigpt.seq2seq import greedy_reply, load_seq2seq
 
 REPO = Path(__file__).resolve().parent.parent
 ANIMATIONS = REPO / "animations"
@@ -41,7 +41,7 @@ def numbers():
 def reference(numbers):
     """The model loaded on its own, as a learner loads it (another copy than the scenes' one)."""
     override = os.environ.get("MINIGPT_ANIMATION_SEQ2SEQ_WEIGHTS")
-    model, tok = numbers._load_file(Path(override)) if override else mg.pretrained.load(numbers.MODEL_NAME)
+    model, tok = load_seq2seq(override) if override else mg.pretrained.load(numbers.MODEL_NAME)
     return model.eval(), tok
 
 
