@@ -29,7 +29,8 @@ class Pretrained:
     filename: str
     description: str
     command: str  # reproduces the file from a clean checkout
-    kind: str = "gpt"  # "gpt", or "seq2seq": a Seq2Seq / GRUSeq2Seq that minigpt.seq2seq.load_seq2seq builds
+    kind: str = "gpt"  # "gpt", or "seq2seq": a Seq2Seq / GRUSeq2Seq that minigpt.seq2seq.load_seq2seq builds,
+    #                    or "mlm": a MaskedLM that minigpt.mlm.load builds
 
 
 PRETRAINED = {
@@ -107,6 +108,13 @@ PRETRAINED.update({
     "gru-zh": _qa("gru-zh", "bidirectional GRU encoder + GRU decoder with Luong (general) attention (1 layer, "
                   "hidden 150, ~1.3M parameters), Chinese characters", _KDCONV,
                   "--model gru --attention general --corpus kdconv --n-layer 1 --n-embd 150 --max-iters 300"),
+    "mlm-en": Pretrained(
+        name="mlm-en", filename="mlm-en.pt", kind="mlm",
+        description="masked language model, BERT-style (the encoder-decoder's encoder blocks: 2 layers, 4 heads, "
+                    "128 wide, ~0.43M parameters), English characters; " + _DAILYDIALOG + "; see mlm-en.md",
+        command="python -m minigpt.mlm --corpus dailydialog --max-iters 3000 --batch-size 32 --block-size 32 "
+                "--n-layer 2 --n-head 4 --n-embd 128 --lr 3e-3 --eval-interval 500 --eval-iters 10 --seed 1337 "
+                "--export minigpt/weights/mlm-en.pt"),
 })
 
 @dataclass(frozen=True)
@@ -272,6 +280,9 @@ def load(name: str = "shakespeare-char", device=None, download: bool | None = No
     if name in PRETRAINED and PRETRAINED[name].kind == "seq2seq":  # (Seq2Seq or GRUSeq2Seq, tokenizer)
         from .seq2seq import load_seq2seq
         return load_seq2seq(path(name), device=device)
+    if name in PRETRAINED and PRETRAINED[name].kind == "mlm":  # (MaskedLM, tokenizer)
+        from .mlm import load as load_mlm
+        return load_mlm(path(name), device=device)
     model, tokenizer = load_model(path(name), device=device)
     return model.eval(), tokenizer
 

@@ -226,7 +226,8 @@ def test_save_and_load_round_trip(tmp_path, tok, tiny_model):
 
 
 def test_the_shipped_model_fills_in_a_blank_offline():
-    model, tok = mlm.load(mlm.__file__.replace("mlm.py", "weights/mlm-en.pt"))
+    model, tok = mg.pretrained.load("mlm-en")
+    assert "mlm-en" in mg.pretrained.available() and "CC BY-NC-SA 4.0" in mg.pretrained.PRETRAINED["mlm-en"].description
     assert isinstance(model, MaskedLM) and all(type(b) is seq2seq.EncoderBlock for b in model.encoder)
     f = fill_in(model, tok, "How are y__ today?", k=3)
     assert f.filled_in_order == "How are you today?" and f.candidates[0][0][0] == "o"
