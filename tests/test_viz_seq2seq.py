@@ -284,3 +284,15 @@ def test_chat_keeps_the_message_and_says_what_is_wrong(transformer, tok):
         Seq2SeqChat({("gru", "en"): (transformer, tok)})
     with pytest.raises(ValueError, match="keys must be"):
         Seq2SeqChat({("bert", "en"): (transformer, tok)}, bot="bert")
+
+
+def test_chat_whose_first_bot_cannot_load_shows_why(monkeypatch):
+    from minigpt.checkpoint import CheckpointError
+
+    def damaged(name, device=None):
+        raise CheckpointError(f"{name}.pt is truncated or corrupt")
+
+    monkeypatch.setattr(mg.pretrained, "load", damaged)
+    c = Seq2SeqChat({("transformer", "en"): "qa-en"}, question="How are you?")
+    assert c.turns == [] and "truncated or corrupt" in c.error and "truncated" in c.status.value
+    assert c.static_png().startswith(PNG)  # the picture says it too

@@ -536,6 +536,14 @@ class CrossAttentionExplorer(FigureBox):
 # --------------------------------------------------------------------------- the chat box
 
 
+def _load_errors():
+    from ..checkpoint import CheckpointError
+    return (ValueError, OSError, CheckpointError)
+
+
+LOAD_ERRORS = _load_errors()  # bad input, missing or damaged weights: said in the widget, nothing lost
+
+
 def _bubble(role: str, body: str, note: str = "") -> str:
     colour = {"user": "#e8f0fe", "bot": "#f6f6f6"}[role]
     tail = f" <span style='color:#777;font-size:0.85em'>({html.escape(note)})</span>" if note else ""
@@ -632,10 +640,8 @@ class Seq2SeqChat(FigureBox):
     def _on_bot(self):
         try:
             model, _ = self.current()
-        except (ValueError, OSError) as e:  # e.g. weights missing: say so, keep the conversation
-            self.error = str(e)
-            self.status.value = _error(self.error)
-            return
+        except LOAD_ERRORS as e:  # e.g. weights missing: say so, keep the conversation
+            return self._failed(str(e))
         self.error = None
         transformer = model_kind(model) == "transformer"
         L, H = (model.config.n_layer, model.config.n_head) if transformer else (1, 1)
@@ -645,6 +651,13 @@ class Seq2SeqChat(FigureBox):
         self.head.value = "all"
         self.layer.disabled = self.head.disabled = not transformer
         self.status.value = f"{KIND_NAMES[self.bot.value]} bot, {LANGUAGES[self.language.value]}"
+
+    def _failed(self, message: str) -> None:
+        """Say what went wrong; the conversation stays, and so does the picture of its last reply."""
+        self.error = message
+        self.status.value = _error(message)
+        if not self.turns:
+            self.show_error(message, title="no reply yet")
 
     @property
     def reply(self) -> Optional[CrossAttentionMaps]:
@@ -661,10 +674,8 @@ class Seq2SeqChat(FigureBox):
             maps = cross_attention_maps(model, tok, text, decoding=self.decoding.value,
                                         beam_width=self.beam_width.value, max_new_tokens=longest,
                                         repetition_penalty=self.repetition_penalty)
-        except (ValueError, OSError) as e:
-            self.error = str(e)
-            self.status.value = _error(self.error)
-            return None
+        except LOAD_ERRORS as e:
+            return self._failed(str(e))
         self.error = None
         label = f"{KIND_NAMES[self.bot.value]}, {LANGUAGES[self.language.value]}, {maps.how}"
         self.turns.append((label, text, maps))
