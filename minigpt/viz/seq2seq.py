@@ -26,7 +26,7 @@ from __future__ import annotations
 import html
 import numbers
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
