@@ -5,6 +5,7 @@
     python -m minigpt sample --pretrained shakespeare-char --temperature 0.8 --top-p 0.9
     python -m minigpt chat --you ROMEO --them JULIET
     python -m minigpt chat --model smollm2-135m-instruct --system "You are a helpful assistant."
+    python -m minigpt chat --model qa-en          # a question-answer chatbot (also qa-zh, gru-en, gru-zh)
 
 Every option is explained by ``python -m minigpt <command> --help``.
 """
@@ -193,6 +194,8 @@ def cmd_chat(args) -> None:
     model continues the script until it ends the speech with a blank line."""
     from .sampling import stream
 
+    if args.model in _qa_models():
+        return _chat_with_qa(args)
     if args.model:
         return _chat_with_model(args)
     model, tok = _load_for_sampling(args)
@@ -243,6 +246,49 @@ def _show_alternatives(reply, n: int = 5) -> None:
     for step in reply.steps:
         alternatives = ", ".join(f"{t!r} {p:.2f}" for t, _, p in step.raw_top[:n])
         print(f"    {step.token!r:>16} p={step.prob:.2f} | {alternatives}")
+
+
+def _qa_models() -> list[str]:
+    from .pretrained import PRETRAINED
+    return [name for name, entry in PRETRAINED.items() if entry.kind == "seq2seq"]
+
+
+def _chat_with_qa(args) -> None:
+    """Questions and answers with a sequence-to-sequence chatbot (qa-en, qa-zh, gru-en, gru-zh): the
+    encoder reads each line on its own (the models learned to answer one turn), the decoder writes
+    the reply: greedy at --temperature 0, sampled above, beam search with --beam-width."""
+    import torch
+
+    from . import pretrained
+    from .runtime import pick_device
+    from .seq2seq import answer
+
+    device = pick_device() if args.device == "auto" else torch.device(args.device)
+    model, tok = pretrained.load(args.model, device=device)
+    n = min(args.max_new_tokens, model.config.block_size)
+    how = f"beam search, {args.beam_width} beams" if (args.beam_width or 1) > 1 else (
+        "greedy" if args.temperature == 0 else f"sampled at temperature {args.temperature}")
+    print(f"Asking {args.model} ({type(model).__name__}, {model.num_params():,} parameters; replies {how}, at most "
+          f"{n} characters). Each line is a question answered on its own. An empty line or Ctrl-D ends.")
+    turn = 0
+    while True:
+        try:
+            line = input("you: ").strip()
+        except EOFError:
+            print()
+            break
+        if not line:
+            break
+        try:
+            reply = answer(model, tok, line, beam_width=args.beam_width or 1, max_new_tokens=n,
+                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                           repetition_penalty=args.repetition_penalty,
+                           seed=None if args.seed is None else args.seed + turn)
+        except ValueError as e:  # e.g. a character the model has never seen
+            print(f"  ({e}) Try again.")
+            continue
+        print(f"{args.model}: {reply}")
+        turn += 1
 
 
 def _chat_with_model(args) -> None:
@@ -432,9 +478,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="opening text that sets the scene before the first turn, the 'system prompt' "
                         "(\\n for a new line; default: none, or with --model the model's own)")
     p.add_argument("--model", default=None,
-                   help="chat with a real chat model in its own chat format instead, e.g. smollm2-135m-instruct "
+                   help="chat with a real chat model in its own chat format instead, e.g. smollm2-135m-instruct; "
+                        "or ask a question-answer chatbot: qa-en, qa-zh (encoder-decoder), gru-en, gru-zh (GRU) "
                         "(multi-turn, streaming; /reset, /system, /top)")
     p.add_argument("--top", action="store_true", help="with --model: show each reply word's top alternatives")
+    p.add_argument("--beam-width", type=int, default=None,
+                   help="with --model qa-en, qa-zh, gru-en or gru-zh: answer with beam search of this many beams")
     _add_sampling_args(p, max_new_tokens=200)
     p.set_defaults(func=cmd_chat)
     p = sub.add_parser("finetune", help="turn a base model into a chat model (supervised fine-tuning)",

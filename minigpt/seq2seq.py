@@ -40,7 +40,7 @@ from torch.nn import functional as F
 from .beam import BeamSearchResult, search
 from .checks import check_int, check_number, from_dict, is_int
 from .dialogue_pairs import Seq2SeqBatch, encode_context
-from .model import GPT, MLP, CausalSelfAttention, GPTConfig, KVCache, make_norm
+from .model import GPT, MLP, CausalSelfAttention, GPTConfig, KVCache, attention, make_norm
 from .runtime import eval_mode
 from .sampling import Knobs, Stops, seen_mask
 
@@ -113,22 +113,6 @@ class Seq2SeqOutput:
     cross_attentions: Optional[tuple] = None
 
 
-def attend(q, k, v, mask=None, return_attention=False, dropout_p=0.0):
-    """Scaled dot-product attention with a boolean mask (True: may look).
-
-    q: [B, H, T, D]; k, v: [B, H, S, D]; mask: broadcastable to [B, H, T, S], or None.
-    Returns (y [B, H, T, D], att [B, H, T, S] or None): the readable path (explicit softmax,
-    returns the map) when return_attention, else the fused kernel; tests hold them equal.
-    """
-    if return_attention:
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
-        if mask is not None:
-            att = att.masked_fill(~mask, float("-inf"))
-        att = F.softmax(att, dim=-1)
-        return F.dropout(att, dropout_p) @ v, att
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p), None
-
-
 def _heads(x: torch.Tensor, H: int) -> torch.Tensor:
     """[B, T, C] -> [B, H, T, C // H]"""
     B, T, C = x.shape
@@ -148,7 +132,8 @@ class EncoderSelfAttention(CausalSelfAttention):
     def forward(self, x, mask=None, return_attention=False):
         """x: [B, S, C]; mask: [B, 1, 1, S] bool (True at real tokens) -> (y [B, S, C], att [B, H, S, S] or None)"""
         q, k, v = (_heads(t, self.n_head) for t in self.c_attn(x).split(x.size(-1), dim=2))
-        y, att = attend(q, k, v, mask, return_attention, self.dropout if self.training else 0.0)
+        y, att = attention(q, k, v, mask, return_attention=return_attention,
+                           dropout_p=self.dropout if self.training else 0.0)
         return self.resid_dropout(self.c_proj(_merge(y))), att
 
 
@@ -170,8 +155,8 @@ class CrossAttention(nn.Module):
 
     def forward(self, x, kv, mask=None, return_attention=False):
         """x: [B, T, C]; kv: from keys_values; mask: [B, 1, 1, S] -> (y [B, T, C], att [B, H, T, S] or None)"""
-        y, att = attend(_heads(self.q_proj(x), self.n_head), *kv, mask, return_attention,
-                        self.dropout if self.training else 0.0)
+        y, att = attention(_heads(self.q_proj(x), self.n_head), *kv, mask, return_attention=return_attention,
+                           dropout_p=self.dropout if self.training else 0.0)
         return self.resid_dropout(self.c_proj(_merge(y))), att
 
 
@@ -554,7 +539,7 @@ def load_seq2seq(path, device=None):
 
     path: a weights file from ``export_seq2seq`` or a Trainer checkpoint (a ckpt.pt, or its
     folder) of a Seq2Seq or GRUSeq2Seq. The class is read from ``extra["model_class"]``, or for a
-    Trainer checkpoint from the config's fields (``src_block_size``: Seq2Seq, ``hidden_size``: GRU).
+    Trainer checkpoint from the config's fields (``hidden_size``: GRU, else ``src_block_size``: Seq2Seq).
     Returns (model in eval mode on ``device`` (default CPU), tokenizer or None).
     Raises CheckpointError for a GPT checkpoint, an unusable config or weights that do not fit.
     """
@@ -563,7 +548,7 @@ def load_seq2seq(path, device=None):
     config = ckpt.get("model_config") or {}
     name = (ckpt.get("extra") or {}).get("model_class")
     if name is None:
-        name = "Seq2Seq" if "src_block_size" in config else "GRUSeq2Seq" if "hidden_size" in config else None
+        name = "GRUSeq2Seq" if "hidden_size" in config else "Seq2Seq" if "src_block_size" in config else None
     architectures = _architectures()
     if name not in architectures:
         raise CheckpointError(f"{resolve_path(path)} holds a {name or 'GPT'} model, not a sequence-to-sequence one "

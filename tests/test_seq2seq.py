@@ -298,3 +298,129 @@ def test_bleu_and_distinct_by_hand():
         bleu(["a"], ["a", "b"])
     with pytest.raises(ValueError, match="list of str"):
         distinct("a reply given as one str")
+
+
+# ------------------------------------------------------------------ decoder learning rate, decoding knobs, saving
+
+@pytest.mark.parametrize("kind", ["transformer", "gru"])
+def test_the_decoder_group_learns_at_its_own_scaled_rate(kind):
+    from minigpt.rnn import GRUConfig, GRUSeq2Seq
+    torch.manual_seed(0)
+    model = tiny(decoder_lr_scale=3.0) if kind == "transformer" else GRUSeq2Seq(
+        GRUConfig(vocab_size=V, hidden_size=16, block_size=8, decoder_lr_scale=3.0))
+    groups = model.optim_groups(0.1)
+    decoder = {id(p) for g in groups if g["name"].startswith("decoder") for p in g["params"]}
+    everything = [p for g in groups for p in g["params"]]
+    assert len(everything) == len({id(p) for p in everything}) == len(list(model.parameters()))  # each once
+    shared = model.wte.weight if kind == "transformer" else model.embedding.weight
+    assert id(shared) not in decoder  # the embedding both sides read learns at the base rate
+    head = model.decoder[0].cross.q_proj.weight if kind == "transformer" else model.decoder.out.weight
+    assert id(head) in decoder
+    cfg = mg.TrainConfig(max_iters=1, batch_size=4, learning_rate=1e-3, min_lr=1e-4, warmup_iters=0,
+                         eval_interval=10, eval_iters=1, device="cpu", progress=False)
+    trainer = mg.Trainer(model, copy_task(), None, cfg, get_batch=PairData.get_batch)
+    trainer.fit()
+    lrs = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
+    assert lrs["decoder weights"] == pytest.approx(3.0 * lrs["encoder weights"])
+    assert lrs["encoder weights"] == pytest.approx(mg.train.lr_at(0, cfg))
+    assert GRUConfig().decoder_lr_scale == 5.0 and Seq2SeqConfig().decoder_lr_scale == 1.0  # the tutorial's 5
+    with pytest.raises(ValueError, match="decoder_lr_scale"):
+        Seq2SeqConfig(decoder_lr_scale=0)
+
+
+def test_greedy_with_a_repetition_penalty_is_the_argmax_of_the_penalised_logits():
+    from minigpt.sampling import apply_repetition_penalty
+    model = tiny()
+    q = question(5)
+    plain = greedy_reply(model, q, max_new_tokens=11)
+    reply = greedy_reply(model, q, max_new_tokens=11, repetition_penalty=3.0)
+    seq = [SOS]
+    for _ in range(len(reply)):
+        logits = model(q[None], torch.tensor([seq])).logits[0, -1]
+        seq.append(int(apply_repetition_penalty(logits, seq, 3.0).argmax()))  # the reply so far, <sos> too
+    assert reply == seq[1:]
+    assert len(set(plain)) < len(plain) and reply != plain  # this random model repeats itself without it
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        greedy_reply(model, q, repetition_penalty=0)
+
+
+@pytest.mark.parametrize("penalty", [1.0, 1.5, 4.0])
+def test_beam_width_one_is_greedy_with_a_repetition_penalty_too(penalty):
+    model = tiny(eos_id=6)
+    q = question(6)
+    beam = beam_reply(model, IdTokenizer(), q, beam_width=1, max_new_tokens=12, length_penalty=0,
+                      repetition_penalty=penalty)
+    assert beam.best.ids == greedy_reply(model, q, max_new_tokens=12, repetition_penalty=penalty)
+
+
+def test_sampled_replies_follow_the_seed_and_temperature_zero_is_greedy():
+    from minigpt.seq2seq import sample_reply
+    model = tiny()
+    q = question(5)
+    assert sample_reply(model, q, 10, temperature=1.0, seed=3) == sample_reply(model, q, 10, temperature=1.0, seed=3)
+    assert sample_reply(model, q, 10, temperature=0) == greedy_reply(model, q, 10)
+    assert sample_reply(model, q, 10, temperature=5.0, top_k=1, seed=0) == greedy_reply(model, q, 10)
+
+
+class CharTok(IdTokenizer):
+    """Letters a..u as ids 3..23, <pad> <sos> <eos> as 0 1 2, no <sep>."""
+
+    special_tokens = {"<pad>": PAD, "<sos>": SOS, "<eos>": EOS}
+
+    def encode(self, text, allowed_special="all"):
+        if any(not "a" <= c <= "u" for c in text):
+            raise ValueError(f"characters not in the vocabulary: {text!r}")
+        return [3 + ord(c) - ord("a") for c in text]
+
+
+def test_answer_encodes_crops_and_decodes():
+    from minigpt.seq2seq import answer, encode_question
+    model = tiny()
+    assert encode_question(model, CharTok(), "abc") == [3, 4, 5]
+    assert encode_question(model, CharTok(), "abcdefghijklm") == CharTok().encode("defghijklm")  # the last 10
+    assert encode_question(model, CharTok(), ["ab", " ", "c"]) == [3, 4, 5]  # no <sep>: turns run together
+    ids = greedy_reply(model, [3, 4, 5], max_new_tokens=12)
+    text = answer(model, CharTok(), "abc")
+    assert text == CharTok().decode([i for i in ids if i != EOS])
+    assert answer(model, CharTok(), "abc", beam_width=3, max_new_tokens=5) == beam_reply(
+        model, CharTok(), [3, 4, 5], beam_width=3, max_new_tokens=5).text
+    with pytest.raises(ValueError, match="empty"):
+        answer(model, CharTok(), "  ")
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        answer(model, CharTok(), "xyz!")
+
+
+@pytest.mark.parametrize("kind", ["transformer", "gru"])
+def test_a_saved_model_loads_back_with_the_same_logits(kind, tmp_path):
+    from minigpt.rnn import GRUConfig, GRUSeq2Seq
+    from minigpt.seq2seq import export_seq2seq, load_seq2seq
+    torch.manual_seed(0)
+    model = tiny() if kind == "transformer" else GRUSeq2Seq(GRUConfig(vocab_size=V, hidden_size=16)).eval()
+    tok = mg.CharTokenizer.from_text("abc", special_tokens=("<pad>", "<sos>", "<eos>"))
+    path = export_seq2seq(tmp_path / "m.pt", model, tok, extra={"note": "x"})
+    loaded, tok2 = load_seq2seq(path)
+    assert type(loaded) is type(model) and loaded.config == model.config and not loaded.training
+    assert tok2.encode("cab") == tok.encode("cab")
+    q, tgt = question(5)[None], reply_input(6)
+    torch.testing.assert_close(loaded(q, tgt).logits, model(q, tgt).logits)
+    # a Trainer checkpoint (no model_class recorded) is recognised from its config's fields
+    mg.checkpoint.save_checkpoint(tmp_path / "ckpt.pt", model)
+    assert type(load_seq2seq(tmp_path)[0]) is type(model)
+
+
+def test_loading_the_wrong_kind_of_file_says_what_to_do(tmp_path):
+    from minigpt.seq2seq import export_seq2seq, load_seq2seq
+    gpt = mg.GPT(mg.GPTConfig(vocab_size=V, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    mg.checkpoint.export_weights(tmp_path / "gpt.pt", gpt)
+    with pytest.raises(mg.checkpoint.CheckpointError, match="load_model"):
+        load_seq2seq(tmp_path / "gpt.pt")
+    with pytest.raises(TypeError, match="export_weights"):
+        export_seq2seq(tmp_path / "x.pt", gpt)
+    with pytest.raises(mg.checkpoint.CheckpointError, match="no checkpoint found"):
+        load_seq2seq(tmp_path / "missing.pt")
+    path = export_seq2seq(tmp_path / "m.pt", tiny())
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["model_config"]["n_embd"] = 32  # weights of a 16-wide model under a 32-wide config
+    torch.save(ckpt, path)
+    with pytest.raises(mg.checkpoint.CheckpointError, match="do not fit"):
+        load_seq2seq(path)
