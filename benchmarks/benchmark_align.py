@@ -102,7 +102,8 @@ def part_ppo(args) -> dict:
     torch, mg, align, device, policy, tok, prompts = _setup(args)
     rm = align.RewardModel.from_policy(policy, tok)
     config = align.PPOConfig(batch_size=args.batch_size, minibatch_size=min(8, args.batch_size), ppo_epochs=4,
-                             max_new_tokens=args.new_tokens, progress=False, device=str(device), max_iters=args.steps + 1)
+                             max_new_tokens=args.new_tokens, progress=False, device=str(device),
+                             max_iters=args.steps + 1)
     trainer = align.PPOTrainer(policy, copy.deepcopy(policy), rm, tok, prompts, config)
     for _ in range(args.steps + 1):
         trainer.step()
@@ -217,8 +218,8 @@ def side_by_side(args) -> None:
     print(f"\n{len(held_out)} held-out DailyDialog prompts (test split), one sampled answer each (temperature 1, "
           f"up to {args.new_tokens} tokens), seed 0; reward model dailydialog-reward\n")
     print(align.side_by_side(reports))
-    print(f"\n| model | training time | training peak memory ({'GPU allocated' if device.type == 'cuda' else 'process RSS'}) |"
-          f"\n|---|---|---|")
+    what = "GPU allocated" if device.type == "cuda" else "process RSS"
+    print(f"\n| model | training time | training peak memory ({what}) |\n|---|---|---|")
     for r in reports[1:]:
         peak = r.extra["train_peak_mb"]
         print(f"| {r.name} | {r.extra['train_s']:.0f} s | {'-' if peak is None else f'{peak:,.0f} MB'} |")
@@ -270,16 +271,19 @@ def main():
     if "rollout" in results:
         r = results["rollout"]
         print(f"rollout: {r['cached_tokens_per_s']:,.0f} answer tokens/s with the KV cache, "
-              f"{r['recompute_tokens_per_s']:,.0f} recomputing ({r['cached_tokens_per_s'] / r['recompute_tokens_per_s']:.2f}x); "
+              f"{r['recompute_tokens_per_s']:,.0f} recomputing "
+              f"({r['cached_tokens_per_s'] / r['recompute_tokens_per_s']:.2f}x); "
               f"peak {r['peak_mb']:,.0f} MB")
     if "ppo" in results:
         r = results["ppo"]
         print(f"PPO step: {r['step_s']:.2f} s = rollout {r['rollout_s']:.2f} ({r['rollout_s'] / r['step_s']:.0%}) + "
               f"scoring {r['score_s']:.2f} ({r['score_s'] / r['step_s']:.0%}) + update {r['update_s']:.2f} "
-              f"({r['update_s'] / r['step_s']:.0%}); answers {r['answer_length']:.1f} tokens; peak {r['peak_mb']:,.0f} MB")
+              f"({r['update_s'] / r['step_s']:.0%}); answers {r['answer_length']:.1f} tokens; "
+              f"peak {r['peak_mb']:,.0f} MB")
     for part, name in (("dpo", "DPO"), ("reward", "reward-model")):
         if part in results:
-            print(f"{name} step ({args.batch_size} pairs): {results[part]['step_s']:.3f} s; peak {results[part]['peak_mb']:,.0f} MB")
+            r = results[part]
+            print(f"{name} step ({args.batch_size} pairs): {r['step_s']:.3f} s; peak {r['peak_mb']:,.0f} MB")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """python -m minigpt align: each method runs, saves a checkpoint, resumes and exports (FAST mode, tiny runs)."""
 
 import pytest
-import torch
 
 from minigpt import align
 from minigpt.__main__ import main

@@ -10,7 +10,8 @@ from minigpt import align
 
 
 def test_win_rate_counts_ties_half():
-    assert align.win_rate(torch.tensor([1.0, 2.0, 3.0, 0.0]), torch.tensor([0.0, 2.0, 4.0, -1.0])) == pytest.approx(0.625)
+    scores, baseline = torch.tensor([1.0, 2.0, 3.0, 0.0]), torch.tensor([0.0, 2.0, 4.0, -1.0])
+    assert align.win_rate(scores, baseline) == pytest.approx(0.625)
     with pytest.raises(ValueError, match="same prompts"):
         align.win_rate(torch.zeros(2), torch.zeros(3))
 

@@ -25,8 +25,8 @@ __all__ = [
     "encode_pairs", "evaluate_reward_model", "train_reward_model",
 ]
 from .dpo import DPOConfig, DPOOutput, dpo_loss, evaluate_dpo, sample_preference_pairs, train_dpo  # noqa: E402
-from .ppo import (AdaptiveKL, PolicyLoss, PolicyWithValue, PPOConfig, PPOTrainer, Rollout, clipped_policy_loss,  # noqa: E402
-                  clipped_value_loss, gae, kl_per_token, rollout, token_rewards, whiten)
+from .ppo import (AdaptiveKL, PolicyLoss, PolicyWithValue, PPOConfig, PPOTrainer, Rollout,  # noqa: E402
+                  clipped_policy_loss, clipped_value_loss, gae, kl_per_token, rollout, token_rewards, whiten)
 
 __all__ += [
     "DPOConfig", "DPOOutput", "dpo_loss", "evaluate_dpo", "sample_preference_pairs", "train_dpo",

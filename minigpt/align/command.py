@@ -59,7 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The align subcommand's flags: what to train, from what, and every config field (the default
     depends on the method; ``--help`` shows each method's)."""
     p.add_argument("--method", choices=METHODS, required=True,
-                   help="reward: train a reward model on preference pairs; dpo: DPO on pairs; ppo: PPO with a reward model")
+                   help="reward: train a reward model on preference pairs; dpo: DPO on pairs; "
+                        "ppo: PPO with a reward model")
     p.add_argument("--policy", default="dailydialog-chat", help="the chat model: a shipped name or a checkpoint "
                    "(default: %(default)s)")
     p.add_argument("--reward-model", default="dailydialog-reward",
@@ -71,7 +72,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="ppo / sampled dpo prompts: DailyDialog messages (default for the course's models) or "
                         "the preference data's instructions (default for other models)")
     p.add_argument("--n-prompts", type=int, default=4000, help="training prompts to draw from (default: %(default)s)")
-    p.add_argument("--samples-per-prompt", type=int, default=4, help="sampled dpo: answers per prompt (default: %(default)s)")
+    p.add_argument("--samples-per-prompt", type=int, default=4,
+                   help="sampled dpo: answers per prompt (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/ckpt.pt where it stopped")
     p.add_argument("--export", type=Path, help="write the trained model (weights, tokenizer, history) here")
     cfg = p.add_argument_group("training (defaults depend on --method)")
@@ -158,7 +160,7 @@ def run(args) -> None:
         else:
             rm = RewardModel.load(args.reward_model)
             n = 64 if is_fast() else args.n_prompts
-            print(f"sampling {args.samples_per_prompt} answers to each of {n} prompts and ranking them with {args.reward_model}")
+            print(f"sampling {args.samples_per_prompt} answers to each of {n} prompts, ranked by {args.reward_model}")
             train = sample_preference_pairs(policy, rm, tok, _prompts(args, tok, block, "train", n),
                                             args.samples_per_prompt, seed=config.seed)
             dev = sample_preference_pairs(policy, rm, tok, _prompts(args, tok, block, "dev", max(16, n // 10)),

@@ -27,7 +27,6 @@ chosen reward: if it goes clearly negative, lower the learning rate, raise beta 
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Optional, Sequence
 

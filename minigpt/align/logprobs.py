@@ -66,7 +66,8 @@ def pad_sequences(rows: Sequence[tuple[list, list]], pad_id: int) -> AnswerBatch
     return AnswerBatch(ids, mask, last, prompt_lens)
 
 
-def batch_answers(tokenizer, prompts: Sequence, answers: Sequence[str], block_size: Optional[int] = None) -> AnswerBatch:
+def batch_answers(tokenizer, prompts: Sequence, answers: Sequence[str],
+                  block_size: Optional[int] = None) -> AnswerBatch:
     """Encode each prompt (with the chat template) and its answer (+ end token) into one AnswerBatch.
 
     block_size: refuse a sequence longer than this (the model's context) with a ValueError.

@@ -77,7 +77,9 @@ class LoopConfig:
 
 def pick(config: LoopConfig) -> torch.device:
     """The device a loop runs on (``runtime.pick_device`` for "auto")."""
-    return pick_device() if config.device == "auto" else resolve_device(config.device, f"{type(config).__name__}.device")
+    if config.device == "auto":
+        return pick_device()
+    return resolve_device(config.device, f"{type(config).__name__}.device")
 
 
 def autocast(config: LoopConfig, device: torch.device):

@@ -91,7 +91,8 @@ def dialogue_prompts(split: str = "validation", n: Optional[int] = None, tokeniz
     out = []
     for text in texts:
         prompt = [Message("user", text)]
-        if tokenizer is not None and max_prompt_tokens is not None and len(prompt_ids(tokenizer, prompt)) > max_prompt_tokens:
+        if (tokenizer is not None and max_prompt_tokens is not None
+                and len(prompt_ids(tokenizer, prompt)) > max_prompt_tokens):
             continue
         out.append(prompt)
         if n is not None and len(out) == n:

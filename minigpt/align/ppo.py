@@ -25,12 +25,10 @@ up with the ids: ``x[:, t]`` belongs to token ``ids[:, t]``, computed from posit
 
 from __future__ import annotations
 
-import copy
-import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -39,8 +37,8 @@ from ..checks import check_bool, check_int, check_number
 from ..model import GPT
 from ..sampling import Knobs, generating
 from .logprobs import AnswerBatch, entropy_from_logits, logprobs_from_logits, pad_sequences
-from .loop import (LoopConfig, autocast, check_trainable, clip_and_step, load_state, make_optimizer, new_history, pick, progress_bar,
-                   save_state, set_lr)
+from .loop import (LoopConfig, autocast, check_trainable, clip_and_step, load_state, make_optimizer, new_history, pick,
+                   progress_bar, save_state, set_lr)
 from .pairs import as_messages, end_id, prompt_ids
 from .reward_model import RewardModel, check_same_tokenizer
 
@@ -349,7 +347,9 @@ class PPOTrainer:
         self.device = pick(config)
         self.policy, self.tokenizer = policy.to(self.device), tokenizer
         self.reference = reference.to(self.device).eval()  # frozen: only ever run under no_grad
-        self.reward_model = reward_model.to(self.device).eval() if isinstance(reward_model, RewardModel) else reward_model
+        if isinstance(reward_model, RewardModel):
+            reward_model = reward_model.to(self.device).eval()
+        self.reward_model = reward_model
         self.prompts = [as_messages(p) for p in prompts]
         if not self.prompts:
             raise ValueError("no training prompts given")
@@ -438,7 +438,8 @@ class PPOTrainer:
         if cfg.adaptive_kl:
             self.kl.update(kl_answer, len(out))
         stats = {"iter": self.step_count, "reward": rewards.sum(-1).mean().item(), "score": scores.mean().item(),
-                 "kl": kl_answer, "kl_coef": coef, "entropy": entropy, "answer_length": out.lengths.float().mean().item(),
+                 "kl": kl_answer, "kl_coef": coef, "entropy": entropy,
+                 "answer_length": out.lengths.float().mean().item(),
                  "finished": out.finished.float().mean().item(), "lr": lr,
                  "rollout_s": t1 - t0, "score_s": t2 - t1, "update_s": t3 - t2, **losses}
         for k, v in stats.items():

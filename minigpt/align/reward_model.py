@@ -21,7 +21,6 @@ differences matter, so the scores have no fixed zero.
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -34,7 +33,7 @@ from ..checkpoint import CheckpointError, load_checkpoint, resolve_path, save_ch
 from ..model import GPT, GPTConfig
 from ..runtime import eval_mode
 from .logprobs import AnswerBatch, batch_answers, pad_sequences
-from .loop import (LoopConfig, autocast, checkpoint_path, clip_and_step, load_state, make_optimizer, new_history,
+from .loop import (LoopConfig, autocast, clip_and_step, load_state, make_optimizer, new_history,
                    pick, progress_bar, save_state, set_lr)
 from .pairs import PreferencePair, answer_ids, check_pairs, end_id, prompt_ids
 
@@ -56,7 +55,8 @@ def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torc
     """Mean of -log sigmoid(r_chosen - r_rejected) over the pairs: scores [B] and [B] -> a scalar.
     ln 2 when the scores are equal; near 0 when chosen wins by a wide margin."""
     if r_chosen.shape != r_rejected.shape:
-        raise ValueError(f"r_chosen {tuple(r_chosen.shape)} and r_rejected {tuple(r_rejected.shape)} must have the same shape")
+        raise ValueError(f"r_chosen {tuple(r_chosen.shape)} and r_rejected {tuple(r_rejected.shape)} "
+                         f"must have the same shape")
     return -F.logsigmoid(r_chosen - r_rejected).mean()
 
 
@@ -172,7 +172,8 @@ def encode_pairs(tokenizer, pairs: Sequence[PreferencePair], block_size: int) ->
     pairs = check_pairs(pairs)
     out = EncodedPairs([], [], [], end_id(tokenizer))
     for p in pairs:
-        ids_p, ids_c, ids_r = prompt_ids(tokenizer, p.prompt), answer_ids(tokenizer, p.chosen), answer_ids(tokenizer, p.rejected)
+        ids_p = prompt_ids(tokenizer, p.prompt)
+        ids_c, ids_r = answer_ids(tokenizer, p.chosen), answer_ids(tokenizer, p.rejected)
         if len(ids_p) + max(len(ids_c), len(ids_r)) > block_size:
             out.dropped += 1
             continue
