@@ -183,3 +183,32 @@ def test_the_reference_is_left_as_it_was_so_later_copies_still_train():
     frozen = copy.deepcopy(start).requires_grad_(False)
     with pytest.raises(ValueError, match="requires_grad"):
         align.PPOTrainer(frozen, start, share_of_a, tok, PROMPTS, ppo_config())
+
+
+def test_ctrl_c_ends_the_step_saves_and_resume_goes_on(tmp_path, capsys):
+    import signal
+
+    def press_ctrl_c_in_step_2(event, stats):
+        if event == "step" and stats["iter"] == 1:
+            signal.raise_signal(signal.SIGINT)  # arrives mid-step: the step still finishes
+
+    def trainer(out_dir, callbacks=()):
+        policy, tok = tiny_policy()
+        return align.PPOTrainer(policy, copy.deepcopy(policy), share_of_a, tok, PROMPTS,
+                                ppo_config(max_iters=4, eval_interval=10, out_dir=out_dir), callbacks=callbacks)
+    straight = trainer(tmp_path / "a")
+    straight.fit()
+    stopped = trainer(tmp_path / "b", [press_ctrl_c_in_step_2])
+    with pytest.raises(KeyboardInterrupt):
+        stopped.fit()
+    assert "interrupted after step 2" in capsys.readouterr().out
+    assert load_checkpoint_step(tmp_path / "b") == 2
+    resumed = trainer(tmp_path / "b")
+    resumed.fit(resume=True)
+    assert resumed.history["score"] == straight.history["score"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def load_checkpoint_step(path):
+    from minigpt.checkpoint import load_checkpoint
+    return load_checkpoint(path)["step"]

@@ -27,6 +27,7 @@ chosen reward: if it goes clearly negative, lower the learning rate, raise beta 
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -36,8 +37,8 @@ from torch.nn import functional as F
 from ..checks import check_bool, check_int, check_number
 from ..runtime import eval_mode
 from .logprobs import AnswerBatch, token_logprobs
-from .loop import (LoopConfig, autocast, clip_and_step, load_state, make_optimizer, new_history, pick, progress_bar,
-                   save_state, set_lr)
+from .loop import (LoopConfig, autocast, clip_and_step, ctrl_c_between_steps, load_state, make_optimizer, new_history,
+                   pick, progress_bar, save_state, set_lr, stop_after_ctrl_c)
 from .pairs import PreferencePair, answer_ids, check_pairs
 from .reward_model import EncodedPairs, check_same_tokenizer, encode_pairs
 
@@ -209,8 +210,13 @@ def train_dpo(policy, reference, tokenizer, train_pairs, dev_pairs=None, config:
             print(f"step {step}: dev loss {ev['loss']:.4f}, margin {ev['margin']:.3f}, "
                   f"accuracy {ev['accuracy']:.3f}", flush=True)
 
+    def save():
+        save_state(config, policy, optimizer, step, tokenizer, {"method": METHOD, "history": history}, generator)
+
     bar = progress_bar(config, step, "DPO")
     policy.eval()  # dropout off: log-probs of policy and reference must be comparable
+    interrupts = ExitStack()
+    ctrl_c = interrupts.enter_context(ctrl_c_between_steps())
     try:
         if dev is not None and step == 0:
             evaluate()
@@ -237,9 +243,11 @@ def train_dpo(policy, reference, tokenizer, train_pairs, dev_pairs=None, config:
             if step % config.eval_interval == 0 or step == config.max_iters:
                 if dev is not None:
                     evaluate()
-                save_state(config, policy, optimizer, step, tokenizer, {"method": METHOD, "history": history},
-                           generator)
+                save()
+            if ctrl_c.pressed:
+                stop_after_ctrl_c(config, step, save)
     finally:
+        interrupts.close()
         if bar is not None:
             bar.close()
     return history

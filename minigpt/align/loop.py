@@ -10,7 +10,9 @@ checkpoints with ``checkpoint.save_checkpoint``, like the Trainer.
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
+import signal
+import threading
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -167,6 +169,45 @@ def load_state(config: LoopConfig, model, optimizer, method: str, generator=None
     step = restore(ckpt, model, optimizer)
     restore_rng_state(ckpt["rng"], generator)
     return step, ckpt["extra"]
+
+
+class CtrlC:
+    """Set by the first Ctrl-C while a loop runs (``ctrl_c_between_steps``): the loop finishes its step,
+    saves and stops; a second Ctrl-C stops at once."""
+
+    pressed = False
+
+
+@contextmanager
+def ctrl_c_between_steps():
+    """Yield a CtrlC: in the main thread, a first Ctrl-C only sets ``.pressed`` so the loop can end the
+    step it is in and save whole steps (as the Trainer does); elsewhere Ctrl-C keeps its meaning."""
+    flag = CtrlC()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield flag
+        return
+
+    def on_ctrl_c(signum, frame):
+        if flag.pressed:
+            raise KeyboardInterrupt
+        flag.pressed = True
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def stop_after_ctrl_c(config: LoopConfig, step: int, save) -> None:
+    """After a step that a Ctrl-C interrupted: save (``save()``, when out_dir is set), say how to go on,
+    and raise KeyboardInterrupt."""
+    if config.out_dir is not None:
+        save()
+        print(f"interrupted after step {step}: saved {checkpoint_path(config)}; run again with resume=True "
+              f"(--resume) to go on", flush=True)
+    raise KeyboardInterrupt
 
 
 def new_history(*keys: str) -> dict:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -37,8 +38,8 @@ from ..checks import check_bool, check_int, check_number
 from ..model import GPT
 from ..sampling import Knobs, generating
 from .logprobs import AnswerBatch, entropy_from_logits, logprobs_from_logits, pad_sequences
-from .loop import (LoopConfig, autocast, check_trainable, clip_and_step, load_state, make_optimizer, new_history, pick,
-                   progress_bar, save_state, set_lr)
+from .loop import (LoopConfig, autocast, check_trainable, clip_and_step, ctrl_c_between_steps, load_state,
+                   make_optimizer, new_history, pick, progress_bar, save_state, set_lr, stop_after_ctrl_c)
 from .pairs import as_messages, end_id, prompt_ids
 from .reward_model import RewardModel, check_same_tokenizer
 
@@ -510,6 +511,8 @@ class PPOTrainer:
         if resume:
             self.resume()
         bar = progress_bar(cfg, self.step_count, f"PPO (kl_coef {cfg.kl_coef:g})")
+        interrupts = ExitStack()
+        ctrl_c = interrupts.enter_context(ctrl_c_between_steps())
         try:
             if self.eval_prompts and self.step_count == 0:
                 self._evaluate_and_record()
@@ -523,7 +526,10 @@ class PPOTrainer:
                     if self.eval_prompts:
                         self._evaluate_and_record()
                     self.save_checkpoint()
+                if ctrl_c.pressed:
+                    stop_after_ctrl_c(cfg, self.step_count, self.save_checkpoint)
         finally:
+            interrupts.close()
             if bar is not None:
                 bar.close()
         return self.history

@@ -21,6 +21,7 @@ differences matter, so the scores have no fixed zero.
 from __future__ import annotations
 
 import copy
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -33,8 +34,8 @@ from ..checkpoint import CheckpointError, load_checkpoint, resolve_path, save_ch
 from ..model import GPT, GPTConfig
 from ..runtime import eval_mode
 from .logprobs import AnswerBatch, batch_answers, pad_sequences
-from .loop import (LoopConfig, autocast, clip_and_step, load_state, make_optimizer, new_history,
-                   pick, progress_bar, save_state, set_lr)
+from .loop import (LoopConfig, autocast, clip_and_step, ctrl_c_between_steps, load_state, make_optimizer, new_history,
+                   pick, progress_bar, save_state, set_lr, stop_after_ctrl_c)
 from .pairs import PreferencePair, answer_ids, check_pairs, end_id, prompt_ids
 
 KIND = "reward-model"
@@ -288,6 +289,8 @@ def train_reward_model(rm: RewardModel, train_pairs, dev_pairs=None, config: Opt
 
     bar = progress_bar(config, step, "reward model")
     rm.train()
+    interrupts = ExitStack()
+    ctrl_c = interrupts.enter_context(ctrl_c_between_steps())
     try:
         while step < config.max_iters:
             lr = set_lr(optimizer, step, config)
@@ -310,7 +313,10 @@ def train_reward_model(rm: RewardModel, train_pairs, dev_pairs=None, config: Opt
                 if dev is not None:
                     evaluate()
                 save()
+            if ctrl_c.pressed:
+                stop_after_ctrl_c(config, step, save)
     finally:
+        interrupts.close()
         if bar is not None:
             bar.close()
         rm.eval()
