@@ -41,3 +41,12 @@ EVAL_PROMPTS = ["me", "we", "it", "up", "sun", "cat"]
 def share_of_a(rollout) -> torch.Tensor:
     """A synthetic reward: the share of an answer's characters that are 'a' (for quick, exact runs)."""
     return torch.tensor([a.count("a") / max(1, len(a)) for a in rollout.answers])
+
+
+def tiny_chatml_llama_policy(seed: int = 0, block_size: int = 64):
+    """A Llama-family GPT with a ChatML tokenizer (<|im_start|>, <|im_end|>), as SmolLM2 has, in miniature."""
+    torch.manual_seed(seed)
+    tok = mg.BPETokenizer((), ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], allowed_special="none")
+    config = mg.GPTConfig(vocab_size=tok.vocab_size, block_size=block_size, n_layer=1, n_head=4, n_kv_head=2,
+                          n_embd=32, bias=False, norm="rmsnorm", positions="rope", mlp="swiglu")
+    return mg.GPT(config).eval(), tok

@@ -212,3 +212,23 @@ def test_ctrl_c_ends_the_step_saves_and_resume_goes_on(tmp_path, capsys):
 def load_checkpoint_step(path):
     from minigpt.checkpoint import load_checkpoint
     return load_checkpoint(path)["step"]
+
+
+def test_a_chatml_llama_policy_goes_through_every_method():
+    """The SmolLM2 path in miniature: ChatML template, RoPE, grouped-query attention."""
+    from align_toys import tiny_chatml_llama_policy
+    policy, tok = tiny_chatml_llama_policy()
+    end = tok.special_tokens["<|im_end|>"]
+    batch = align.batch_answers(tok, ["hi"], ["ok"])
+    assert batch.ids[0][batch.mask[0]].tolist() == tok.encode("ok") + [end]
+    assert "<|im_start|>assistant\n" in tok.decode(batch.ids[0, :batch.prompt_lens[0]].tolist())
+    start = copy.deepcopy(policy)
+    trainer = align.PPOTrainer(policy, start, share_of_a, tok, PROMPTS, ppo_config(max_iters=2))
+    trainer.fit()
+    assert trainer.update_stats[0]["ratio_max"] == pytest.approx(1.0, abs=1e-5)
+    rm = align.RewardModel.from_policy(start, tok)
+    history = align.train_reward_model(rm, POLITE[:4], POLITE[4:6], align.RewardConfig(
+        max_iters=2, batch_size=2, eval_interval=2, device="cpu", progress=False))
+    assert history["dev_loss"][-1] < 0.7
+    ev = align.evaluate_dpo(copy.deepcopy(start), start, align.encode_pairs(tok, POLITE[:4], 64), align.DPOConfig())
+    assert ev["loss"] == pytest.approx(0.6931, abs=1e-4)
