@@ -20,7 +20,9 @@ context c_t, and the next-token scores come from tanh(W_c [h_t; c_t]).
 Training runs the decoder step by step. With teacher_forcing_ratio = 1 each step reads the true
 previous token; below 1, a coin decides per step (or once per batch, ``teacher_forcing="batch"``,
 as the tutorial) whether it reads the true token or the model's own last prediction.
-Evaluation always uses teacher forcing (the dev loss is comparable across ratios).
+Evaluation always uses teacher forcing (the dev loss is comparable across ratios). As in the
+tutorial, the decoder learns faster than the encoder: ``optim_groups`` gives the Trainer a decoder
+group at ``decoder_lr_scale`` (5) times the learning rate.
 
 Shapes: B batch, S question length, T reply length, Hd hidden_size, L n_layer, V vocab_size.
 """
