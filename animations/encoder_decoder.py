@@ -28,12 +28,12 @@ def question_row(tokens, width: float = 11.0) -> TokenRow:
     return row.move_to(UP * TOP_Y + RIGHT * 0.6)
 
 
-def weight_row(weights, boxes, y: float, height: float, vmax: float) -> VGroup:
-    """One row of cells, one under each question box, coloured by weight."""
+def weight_row(weights, boxes, y: float, height: float, vmin: float, vmax: float) -> VGroup:
+    """One row of cells, one under each question box, coloured by weight (dark at vmin, bright at vmax)."""
     cells = VGroup()
     for w, box in zip(weights, boxes):
         cell = Rectangle(width=box.width, height=height).set_stroke(FAINT, width=0.5)
-        cell.set_fill(heat_color(w, 0.0, vmax), opacity=1.0)
+        cell.set_fill(heat_color(w, vmin, vmax), opacity=1.0)
         cells.add(cell.move_to([box.get_center()[0], y, 0]))
     return cells
 
@@ -62,7 +62,7 @@ class EncoderDecoder(CourseScene):
 
         e = d["encoder"]
         q, weights = e["query"], e["row"]
-        strip = weight_row(weights, row.boxes, row.get_bottom()[1] - 0.35, 0.3, max(weights))
+        strip = weight_row(weights, row.boxes, row.get_bottom()[1] - 0.35, 0.3, min(weights), max(weights))
         mark = SurroundingRectangle(row.boxes[q], color=ACCENT, buff=0.04)
         after = 100 * e["after"]
         self.play(Create(mark), FadeIn(strip, lag_ratio=0.03),
@@ -74,7 +74,7 @@ class EncoderDecoder(CourseScene):
                   self.say("a decoder's causal mask would blank those out; the encoder reads both ways, "
                            "since the whole question is there from the start"), run_time=0.8)
         self.wait(1.0)
-        self.play(*[c.animate.set_fill(heat_color(w, 0.0, max(weights)), opacity=1.0)
+        self.play(*[c.animate.set_fill(heat_color(w, min(weights), max(weights)), opacity=1.0)
                     for c, w in zip(ahead, weights[q + 1:])], run_time=0.6)
         self.wait(0.5)
         memory = make_text("one vector per question character: the keys and values of cross-attention",
@@ -87,14 +87,16 @@ class EncoderDecoder(CourseScene):
     def decoder_part(self, row: TokenRow):
         d = self.data
         n = min(MAX_STEPS, len(d["reply_tokens"]))
-        vmax = max(max(r) for r in d["cross"][:n])
+        vmin, vmax = min(min(r) for r in d["cross"][:n]), max(max(r) for r in d["cross"][:n])
         top = row.get_bottom()[1] - 0.25
         h = min(0.3, (top + 2.75) / n)  # above the two-line caption
         decoder = model_box("decoder", width=1.9, height=0.9, color=QUERY_COLOR,
                             sublabel="writes one token per step").move_to(LEFT * 5.9 + DOWN * 0.2)
         header = VGroup(*[make_text(line, font_size=TINY_SIZE, color=MUTED) for line in (
             "cross-attention", f"layer {d['layer'] + 1}, head {d['head'] + 1} of {d['n_head']}",
-            "each row sums to 1", f"brightest: {100 * vmax:.0f}%")]).arrange(DOWN, buff=0.08)
+            "each row sums to 1", f"dark: {100 * vmin:.1f}%", f"bright: {100 * vmax:.1f}%")]).arrange(DOWN, buff=0.08)
+        if header.width > decoder.width:
+            header.scale_to_fit_width(decoder.width)
         header.next_to(decoder, DOWN, buff=0.3)
         self.play(FadeIn(decoder), self.say("the decoder starts from <sos> and writes the reply one token at a "
                                             "time; at every step it looks back at the question"), run_time=0.9)
@@ -103,7 +105,7 @@ class EncoderDecoder(CourseScene):
         labels = VGroup()
         for t in range(n):
             y = top - (t + 0.5) * h
-            cells = weight_row(d["cross"][t], row.boxes, y, h * 0.92, vmax)
+            cells = weight_row(d["cross"][t], row.boxes, y, h * 0.92, vmin, vmax)
             tok = d["reply_tokens"][t]
             label = make_text(show_token(tok), font_size=min(SMALL_SIZE, 60 * h), color=QUERY_COLOR, mono=True)
             label.move_to([row.get_left()[0] - 0.3, y, 0])
@@ -131,5 +133,9 @@ class EncoderDecoder(CourseScene):
             labels.add(label)
         more = len(d["reply_tokens"]) - n
         reply = d["reply_text"] if more <= 0 else d["reply_text"][:n] + "…"
+        if vmax < 0.25:  # say so when the map is pale: the weights are real, not a drawing
+            self.play(self.say(f"a small model after a short training: no cell gets more than {100 * vmax:.0f}%; "
+                               f"it spreads its attention thinly over the question"), run_time=0.8)
+            self.wait(1.8)
         self.play(self.say(f"its reply: {reply!r}   the true one: {d['true_reply']!r}"), run_time=0.8)
         self.wait(2.0)

@@ -64,7 +64,7 @@ def _load_file(path: Path):
 @functools.lru_cache(maxsize=4)
 def model_and_tokenizer(name: str = MODEL_NAME):
     """(model in eval mode on the CPU, its CharTokenizer) for a shipped seq2seq model, loaded once."""
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(1)  # tiny models: a second thread only spins on a busy machine
     override = _override() if name == MODEL_NAME else None
     model, tok = _load_file(override) if override else mg.pretrained.load(name)
     model.requires_grad_(False)  # numbers only: no autograd graph, without touching global state

@@ -80,6 +80,28 @@ PRETRAINED = {
                 "--learning-rate 5e-4 --min-lr 5e-5 --warmup-iters 20 --eval-interval 50 --seed 1337 --no-progress "
                 "--out-dir runs/dailydialog-reward --export minigpt/weights/dailydialog-reward.pt",
     ),
+    "kdconv-base": Pretrained(
+        name="kdconv-base",
+        filename="kdconv-base.pt",
+        description="Chinese BPE GPT (4 layers, 4 heads, 128 wide, block 128, byte-level vocabulary 2,048, "
+                    "~1.1M parameters) pretrained on KdConv's dev-split dialogues as running text (the test "
+                    "split is held out): a base model that continues Chinese text. KdConv is Apache-2.0 "
+                    "(Zhou et al., ACL 2020); see kdconv-base.md beside the file",
+        command="python -m minigpt train --data kdconv --tokenizer bpe --vocab-size 2048 --block-size 128 "
+                "--n-layer 4 --n-head 4 --n-embd 128 --dropout 0.1 --batch-size 16 --max-iters 400 --lr 2e-3 "
+                "--min-lr 2e-4 --warmup-iters 40 --eval-interval 100 --eval-iters 10 --seed 1337 --no-progress "
+                "--out-dir runs/kdconv-base --export minigpt/weights/kdconv-base.pt",
+    ),
+    "kdconv-chat": Pretrained(
+        name="kdconv-chat",
+        filename="kdconv-chat.pt",
+        description="kdconv-base fine-tuned (SFT) on KdConv's dev-split conversations in the course's chat "
+                    "template (<|user|> <|assistant|> <|end|>, no system prompt), loss on the last reply; "
+                    "held out: the test split. Apache-2.0 (Zhou et al., ACL 2020); see kdconv-chat.md",
+        command="python -m minigpt finetune --base kdconv-base --data kdconv --max-iters 200 --batch-size 16 "
+                "--lr 1e-3 --min-lr 1e-4 --warmup-iters 20 --eval-interval 100 --eval-iters 10 --seed 1337 "
+                "--no-progress --out-dir runs/kdconv-chat --export minigpt/weights/kdconv-chat.pt",
+    ),
 }
 
 
