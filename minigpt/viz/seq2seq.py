@@ -204,7 +204,9 @@ def _fit(n: int, inches: float) -> float:
 def _grid(ax, a, maps: CrossAttentionMaps, selected, title, inches):
     """One grid; inches: (width, height) the grid gets, to size its labels."""
     T, S = a.shape
-    im = ax.imshow(a, cmap="viridis", vmin=0, vmax=max(float(a.max()), 1e-9), aspect="auto",
+    # the colour scale reaches at least 3x the even share 1/S, so attention spread evenly over the
+    # question looks dim, not as bright as a sharp look at one token
+    im = ax.imshow(a, cmap="viridis", vmin=0, vmax=max(float(a.max()), min(1.0, 3.0 / S)), aspect="auto",
                    interpolation="nearest")
     ax.set_xticks(range(S), [_label(t) for t in maps.question_tokens], rotation=90, fontsize=_fit(S, inches[0]),
                   family=MONOSPACE)
