@@ -41,6 +41,8 @@ SCENES = {
     "DecoderBlock": "decoder_block.py",
     "Training": "training.py",
     "DecodingStrategies": "decoding.py",
+    "EncoderDecoder": "encoder_decoder.py",
+    "TeacherForcing": "teacher_forcing.py",
     "RotaryPositions": "rope.py",
     "ChatTemplate": "chat_template.py",
     "LossMask": "loss_mask.py",
