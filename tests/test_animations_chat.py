@@ -1,10 +1,8 @@
-"""The chat-model scenes (RoPE, the chat template): their numbers are SmolLM2's own, and each
-renders a real last frame at low quality (``manim -ql -s``), as a learner would run it."""
+"""The chat-model scenes (RoPE, the chat template): their numbers are SmolLM2's own.
+Their renders are tested with every other scene in test_animations.py."""
 
 import importlib
 import importlib.util
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,9 +17,6 @@ from smollm import gguf_path, ours
 REPO = Path(__file__).resolve().parent.parent
 ANIMATIONS = REPO / "animations"
 SCENES = {"RotaryPositions": "rope.py", "ChatTemplate": "chat_template.py"}
-
-needs_manim = pytest.mark.skipif(importlib.util.find_spec("manim") is None,
-                                 reason="manim is not installed (pip install manim) so no scene can render")
 
 
 @pytest.fixture(scope="module")
@@ -81,24 +76,3 @@ def test_chat_template_numbers_are_the_models_greedy_reply(numbers):
     first = d["reply"][0]
     assert first["prob"] == pytest.approx(float(probs[first["id"]]), rel=1e-4)
     assert first["top"][0][1] == pytest.approx(float(probs.max()), rel=1e-4)
-
-
-@needs_manim
-@pytest.mark.parametrize("scene", list(SCENES))
-def test_scene_renders_a_picture(scene, tmp_path):
-    import numpy as np
-    from PIL import Image
-
-    gguf_path()
-    cmd = [sys.executable, "-m", "manim", "render", "-ql", "-s", "--media_dir", str(tmp_path), "--progress_bar", "none",
-           "--disable_caching", f"animations/{SCENES[scene]}", scene]
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    output = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
-    assert result.returncode == 0, f"manim failed to render {scene}:\n{output}"
-    images = sorted((tmp_path / "images" / Path(SCENES[scene]).stem).glob(f"{scene}*.png"))
-    assert images, f"manim rendered {scene} but wrote no PNG:\n{output}"
-    pixels = np.asarray(Image.open(images[-1]).convert("RGB"), dtype=np.float32)
-    assert pixels.shape[0] >= 360 and pixels.shape[1] >= 640
-    drawn = (np.abs(pixels - pixels[0, 0]).sum(axis=-1) > 30).mean()
-    assert pixels.std() > 5 and drawn > 0.01, f"{scene}: the last frame is (nearly) blank"
