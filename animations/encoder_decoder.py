@@ -62,7 +62,9 @@ class EncoderDecoder(CourseScene):
 
         e = d["encoder"]
         q, weights = e["query"], e["row"]
-        strip = weight_row(weights, row.boxes, row.get_bottom()[1] - 0.35, 0.3, min(weights), max(weights))
+        even = 1 / len(weights)  # the colour scale reaches at least 3x the even share, as the explorer's does:
+        top = max(max(weights), 3 * even)  # attention spread evenly looks dim, not saturated
+        strip = weight_row(weights, row.boxes, row.get_bottom()[1] - 0.35, 0.3, 0.0, top)
         mark = SurroundingRectangle(row.boxes[q], color=ACCENT, buff=0.04)
         after = 100 * e["after"]
         self.play(Create(mark), FadeIn(strip, lag_ratio=0.03),
@@ -74,7 +76,7 @@ class EncoderDecoder(CourseScene):
                   self.say("a decoder's causal mask would blank those out; the encoder reads both ways, "
                            "since the whole question is there from the start"), run_time=0.8)
         self.wait(1.0)
-        self.play(*[c.animate.set_fill(heat_color(w, min(weights), max(weights)), opacity=1.0)
+        self.play(*[c.animate.set_fill(heat_color(w, 0.0, top), opacity=1.0)
                     for c, w in zip(ahead, weights[q + 1:])], run_time=0.6)
         self.wait(0.5)
         memory = make_text("one vector per question character: the keys and values of cross-attention",
@@ -87,14 +89,15 @@ class EncoderDecoder(CourseScene):
     def decoder_part(self, row: TokenRow):
         d = self.data
         n = min(MAX_STEPS, len(d["reply_tokens"]))
-        vmin, vmax = min(min(r) for r in d["cross"][:n]), max(max(r) for r in d["cross"][:n])
+        vmax = max(max(r) for r in d["cross"][:n])
+        vmin, vtop = 0.0, max(vmax, 3 / len(d["src_tokens"]))  # dim when spread evenly, as in the explorer
         top = row.get_bottom()[1] - 0.25
         h = min(0.3, (top + 2.75) / n)  # above the two-line caption
         decoder = model_box("decoder", width=1.9, height=0.9, color=QUERY_COLOR,
                             sublabel="writes one token per step").move_to(LEFT * 5.9 + DOWN * 0.2)
         header = VGroup(*[make_text(line, font_size=TINY_SIZE, color=MUTED) for line in (
             "cross-attention", f"layer {d['layer'] + 1}, head {d['head'] + 1} of {d['n_head']}",
-            "each row sums to 1", f"dark: {100 * vmin:.1f}%", f"bright: {100 * vmax:.1f}%")]).arrange(DOWN, buff=0.08)
+            "each row sums to 1", "dark: 0%", f"bright: {100 * vtop:.0f}%")]).arrange(DOWN, buff=0.08)
         if header.width > decoder.width:
             header.scale_to_fit_width(decoder.width)
         header.next_to(decoder, DOWN, buff=0.3)
@@ -105,7 +108,7 @@ class EncoderDecoder(CourseScene):
         labels = VGroup()
         for t in range(n):
             y = top - (t + 0.5) * h
-            cells = weight_row(d["cross"][t], row.boxes, y, h * 0.92, vmin, vmax)
+            cells = weight_row(d["cross"][t], row.boxes, y, h * 0.92, vmin, vtop)
             tok = d["reply_tokens"][t]
             label = make_text(show_token(tok), font_size=min(SMALL_SIZE, 60 * h), color=QUERY_COLOR, mono=True)
             label.move_to([row.get_left()[0] - 0.3, y, 0])
