@@ -5,6 +5,8 @@
    package's Trainer on the same batches. Tokens = question + reply tokens per step.
 2. Decoding tokens/s of greedy replies: with the decoder's KV cache (cross-attention keys and
    values computed once) against recomputing the whole reply at every step.
+3. For the comparison: training tokens/s of the GRU + Luong baseline (minigpt.rnn) with about as
+   many parameters, through the same Trainer on the same batches (its decoder runs step by step).
 
     python benchmarks/benchmark_seq2seq.py                       # the defaults below
     python benchmarks/benchmark_seq2seq.py --n-embd 256 --steps 30 --device cuda
@@ -25,6 +27,7 @@ from torch.nn import functional as F
 
 import minigpt as mg
 from minigpt.dialogue_pairs import PairData
+from minigpt.rnn import GRUConfig, GRUSeq2Seq
 from minigpt.seq2seq import Seq2Seq, Seq2SeqConfig, Seq2SeqOutput, greedy_reply
 
 
@@ -137,6 +140,16 @@ def main():
     speeds = {c: max(decode_speed(model, q, n, c) for _ in range(args.rounds)) for c in (True, False)}
     print(f"greedy decoding of {n} tokens: cached {speeds[True]:,.0f} tok/s, recomputed {speeds[False]:,.0f} tok/s, "
           f"ratio {speeds[True] / speeds[False]:.2f}x")
+
+    # the recurrent baseline, with the hidden size that brings it closest to ours in parameters
+    def gru(hidden):
+        return GRUSeq2Seq(GRUConfig(vocab_size=args.vocab, hidden_size=hidden, block_size=args.tgt_len + 1,
+                                    src_block_size=args.src_len, attention="general"))
+    hidden = min(range(16, 4 * args.n_embd + 1, 8), key=lambda h: abs(gru(h).num_params() - ours.num_params()))
+    baseline = gru(hidden)
+    rnn_speed = max(train_speed(baseline, data, args) for _ in range(args.rounds))
+    print(f"GRU + Luong baseline (1 layer, hidden {hidden}, {baseline.num_params():,} parameters): {rnn_speed:,.0f} tok/s "
+          f"in training; ours {best['ours'] / rnn_speed:.2f}x that")
 
 
 if __name__ == "__main__":
