@@ -120,7 +120,7 @@ _KDCONV = "trained on KdConv's dev split, its test split held out; Apache-2.0 (Z
 PRETRAINED.update({
     "qa-en": _qa("qa-en", "Transformer encoder-decoder (2 + 2 layers, 4 heads, 128 wide, ~0.95M parameters), "
                  "English characters", _DAILYDIALOG,
-                 "--model transformer --corpus dailydialog --n-layer 2 --n-head 4 --n-embd 128 --max-iters 600"),
+                 "--model transformer --corpus dailydialog --n-layer 2 --n-head 4 --n-embd 128 --max-iters 1500"),
     "gru-en": _qa("gru-en", "bidirectional GRU encoder + GRU decoder with Luong (general) attention (1 layer, "
                   "hidden 208, ~0.95M parameters), English characters", _DAILYDIALOG,
                   "--model gru --attention general --corpus dailydialog --n-layer 1 --n-embd 208 --max-iters 300"),
