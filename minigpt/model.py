@@ -137,8 +137,10 @@ def attention(q, k, v, mask=None, is_causal=False, return_attention=False, dropo
     if q.dtype == torch.bfloat16 and q.device.type == "cpu":
         # Mixed precision on a CPU: the matmuls around attention gain from bfloat16, but the CPU's
         # fused attention kernel is several times slower backwards in bfloat16 than in float32.
-        y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask,
-                                           is_causal=is_causal, dropout_p=dropout_p)
+        # (autocast would cast the inputs back to bfloat16, so it is switched off around the kernel)
+        with torch.autocast("cpu", enabled=False):
+            y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask,
+                                               is_causal=is_causal, dropout_p=dropout_p)
         return y.to(q.dtype), None
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p), None
 
