@@ -560,6 +560,9 @@ class Trainer:
                 raise
             finally:
                 self._in_step = False
+                # The DDP wrapper goes before the process group it uses is destroyed on leaving
+                # the block: torn down after it, its reducer can wait for the other processes forever.
+                del model
         return self.history
 
     def _progress_bar(self):

@@ -37,8 +37,8 @@ from torch.nn import functional as F
 from ..checks import check_bool, check_int, check_number
 from ..runtime import eval_mode
 from .logprobs import AnswerBatch, token_logprobs
-from .loop import (LoopConfig, autocast, clip_and_step, ctrl_c_between_steps, load_state, make_optimizer, new_history,
-                   pick, progress_bar, save_state, set_lr, stop_after_ctrl_c)
+from .loop import (LoopConfig, autocast, clip_and_step, ctrl_c_between_steps, end_of_step, load_state, make_optimizer,
+                   new_history, pick, progress_bar, record_step, save_state, set_lr)
 from .pairs import PreferencePair, answer_ids, check_pairs
 from .reward_model import EncodedPairs, check_same_tokenizer, encode_pairs
 
@@ -232,20 +232,9 @@ def train_dpo(policy, reference, tokenizer, train_pairs, dev_pairs=None, config:
             stats = {"iter": step, "loss": out.loss.item(), "margin": out.margins.mean().item(),
                      "accuracy": out.accuracy, "chosen_reward": out.chosen_rewards.mean().item(),
                      "rejected_reward": out.rejected_rewards.mean().item(), "lr": lr, "grad_norm": norm}
-            for k, v in stats.items():
-                history[k].append(v)
-            for cb in callbacks:
-                cb("step", stats)
+            record_step(stats, history, callbacks, bar, loss=f"{stats['loss']:.3f}", margin=f"{stats['margin']:.2f}")
             step += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{stats['loss']:.3f}", margin=f"{stats['margin']:.2f}")
-            if step % config.eval_interval == 0 or step == config.max_iters:
-                if dev is not None:
-                    evaluate()
-                save()
-            if ctrl_c.pressed:
-                stop_after_ctrl_c(config, step, save)
+            end_of_step(config, step, dev, evaluate, save, ctrl_c)
     finally:
         interrupts.close()
         if bar is not None:

@@ -210,5 +210,27 @@ def stop_after_ctrl_c(config: LoopConfig, step: int, save) -> None:
     raise KeyboardInterrupt
 
 
+def record_step(stats: dict, history: dict, callbacks, bar, **postfix) -> None:
+    """Append one step's stats to the history, call the callbacks, move the progress bar on."""
+    for k, v in stats.items():
+        history[k].append(v)
+    for cb in callbacks:
+        cb("step", stats)
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix(**postfix)
+
+
+def end_of_step(config: LoopConfig, step: int, dev, evaluate, save, ctrl_c: CtrlC) -> None:
+    """After step ``step`` (counted from 1): evaluate (when there is a dev set) and save every
+    ``eval_interval`` steps and at the last one; after a Ctrl-C, save and stop."""
+    if step % config.eval_interval == 0 or step == config.max_iters:
+        if dev is not None:
+            evaluate()
+        save()
+    if ctrl_c.pressed:
+        stop_after_ctrl_c(config, step, save)
+
+
 def new_history(*keys: str) -> dict:
     return {k: [] for k in keys}

@@ -34,8 +34,8 @@ from ..checkpoint import CheckpointError, load_checkpoint, resolve_path, save_ch
 from ..model import GPT, GPTConfig
 from ..runtime import eval_mode
 from .logprobs import AnswerBatch, batch_answers, pad_sequences
-from .loop import (LoopConfig, autocast, clip_and_step, ctrl_c_between_steps, load_state, make_optimizer, new_history,
-                   pick, progress_bar, save_state, set_lr, stop_after_ctrl_c)
+from .loop import (LoopConfig, autocast, clip_and_step, ctrl_c_between_steps, end_of_step, load_state, make_optimizer,
+                   new_history, pick, progress_bar, record_step, save_state, set_lr)
 from .pairs import PreferencePair, answer_ids, check_pairs, end_id, prompt_ids
 
 KIND = "reward-model"
@@ -301,20 +301,9 @@ def train_reward_model(rm: RewardModel, train_pairs, dev_pairs=None, config: Opt
             norm = clip_and_step(rm, optimizer, loss, step, config)
             stats = {"iter": step, "loss": loss.item(), "accuracy": (r_c > r_r).float().mean().item(),
                      "lr": lr, "grad_norm": norm}
-            for k, v in stats.items():
-                history[k].append(v)
-            for cb in callbacks:
-                cb("step", stats)
+            record_step(stats, history, callbacks, bar, loss=f"{stats['loss']:.3f}", acc=f"{stats['accuracy']:.2f}")
             step += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats['accuracy']:.2f}")
-            if step % config.eval_interval == 0 or step == config.max_iters:
-                if dev is not None:
-                    evaluate()
-                save()
-            if ctrl_c.pressed:
-                stop_after_ctrl_c(config, step, save)
+            end_of_step(config, step, dev, evaluate, save, ctrl_c)
     finally:
         interrupts.close()
         if bar is not None:
