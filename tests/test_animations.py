@@ -48,6 +48,16 @@ def test_every_scene_is_defined_in_its_file_and_has_a_command():
         render_all.render_command("NoSuchScene")
 
 
+def test_every_scene_class_in_animations_is_registered():
+    """A scene left out of SCENES would never be rendered, embedded or tested."""
+    for path in sorted(ANIMATIONS.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and any(isinstance(f, ast.FunctionDef) and f.name == "construct"
+                                                      for f in node.body):
+                assert SCENES.get(node.name) == path.name, f"{path.name}: {node.name} is not in render_all.SCENES"
+
+
 @needs_manim
 def test_the_first_probability_on_screen_is_the_models_own(monkeypatch):
     """NextTokenLoop's first bar: the token the shipped model finds most likely after the prompt,

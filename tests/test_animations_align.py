@@ -15,7 +15,6 @@ from minigpt import align
 
 REPO = Path(__file__).resolve().parent.parent
 ANIMATIONS = REPO / "animations"
-SCENES = {"RLHFLoop": "rlhf.py"}
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +24,6 @@ def numbers():
         return importlib.import_module("numbers_align")
     finally:
         sys.path.remove(str(ANIMATIONS))
-
-
-def test_scene_is_in_the_registry():
-    spec = importlib.util.spec_from_file_location("animations_render_all", ANIMATIONS / "render_all.py")
-    render_all = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render_all)
-    for scene, filename in SCENES.items():
-        assert render_all.SCENES[scene] == filename
 
 
 def test_numbers_on_screen_are_the_runs(numbers):

@@ -16,7 +16,6 @@ from smollm import gguf_path, ours
 
 REPO = Path(__file__).resolve().parent.parent
 ANIMATIONS = REPO / "animations"
-SCENES = {"RotaryPositions": "rope.py", "ChatTemplate": "chat_template.py"}
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +29,6 @@ def numbers():
     # the model loaded once for the whole session (tests/smollm.py), not a second time
     module.model_and_tokenizer = lambda: ours()
     return module
-
-
-def test_scenes_are_in_the_registry():
-    spec = importlib.util.spec_from_file_location("animations_render_all", ANIMATIONS / "render_all.py")
-    render_all = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render_all)
-    for scene, filename in SCENES.items():
-        assert render_all.SCENES[scene] == filename
 
 
 def test_rope_scores_on_screen_are_the_models_at_its_real_positions(numbers):

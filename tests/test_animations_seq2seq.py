@@ -17,7 +17,6 @@ from minigpt.seq2seq import greedy_reply, load_seq2seq
 
 REPO = Path(__file__).resolve().parent.parent
 ANIMATIONS = REPO / "animations"
-SCENES = {"EncoderDecoder": "encoder_decoder.py", "TeacherForcing": "teacher_forcing.py"}
 
 
 def _import(name: str):
@@ -44,14 +43,6 @@ def reference(numbers):
 def _decoder_probs(model, src_ids, decoder_input):
     with torch.no_grad():
         return torch.softmax(model(torch.tensor([src_ids]), torch.tensor([decoder_input])).logits[0], dim=-1)
-
-
-def test_scenes_are_in_the_registry():
-    spec = importlib.util.spec_from_file_location("animations_render_all", ANIMATIONS / "render_all.py")
-    render_all = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render_all)
-    for scene, filename in SCENES.items():
-        assert render_all.SCENES[scene] == filename
 
 
 def test_the_question_is_held_out_and_its_reply_is_the_one_that_followed(numbers):

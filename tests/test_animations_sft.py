@@ -17,7 +17,6 @@ from minigpt import sft
 
 REPO = Path(__file__).resolve().parent.parent
 ANIMATIONS = REPO / "animations"
-SCENE, FILE = "LossMask", "loss_mask.py"
 
 needs_manim = pytest.mark.skipif(importlib.util.find_spec("manim") is None,
                                  reason="manim is not installed (pip install manim) so no scene can render")
@@ -52,13 +51,6 @@ def direct():
             per_token = F.cross_entropy(m(x).logits[0], y[0], ignore_index=sft.IGNORE, reduction="none")
             losses[name] = per_token[y[0] != sft.IGNORE].tolist()
     return {"tok": tok, "example": example, "losses": losses}
-
-
-def test_scene_is_in_the_registry():
-    spec = importlib.util.spec_from_file_location("animations_render_all", ANIMATIONS / "render_all.py")
-    render_all = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render_all)
-    assert render_all.SCENES[SCENE] == FILE
 
 
 def test_the_mask_is_the_packages(numbers, direct):
