@@ -17,6 +17,7 @@ Then, as in nanoGPT: ``split`` keeps the first 90% of the token ids for training
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import http.client
 import json
@@ -263,7 +264,8 @@ def load_dialogues(name: str, split: str = "dev") -> list[list[str]]:
     if split not in splits:
         raise ValueError(f"unknown split {split!r} for {name!r}; registered splits are {splits}")
     if corpus == "dailydialog":
-        return _dailydialog(split)
+        path = data_path(f"dailydialog-{split}")
+        return [list(d) for d in _dailydialog(split, str(path), path.stat().st_mtime_ns)]  # fresh lists: callers may edit
     return [[m["message"] for m in d["messages"]]
             for dom in ((domain,) if domain else DIALOGUES[corpus])
             for d in load_json(f"{corpus}-{dom}-{split}")]
@@ -296,12 +298,14 @@ def _detokenize(text: str) -> str:
     return re.sub(r"([($]) ", r"\1", re.sub(r"\s+([.,?!;:%)])", r"\1", text)).strip()
 
 
-def _dailydialog(split: str) -> list[list[Turn]]:
-    """DailyDialog's dialogues of ``split`` with the labels of every turn, read from the zip (the one
-    dialogue whose label count differs from its turn count is left out)."""
+@functools.lru_cache(maxsize=4)
+def _dailydialog(split: str, path: str, mtime_ns: int) -> tuple[tuple[Turn, ...], ...]:
+    """DailyDialog's dialogues of ``split`` from its zip at ``path``, with the labels of every turn (the one
+    dialogue whose label count differs from its turn count is left out). Cached per file and
+    modification time: parsing the training split takes seconds, and a notebook asks for it often."""
     import zipfile
 
-    with zipfile.ZipFile(data_path(f"dailydialog-{split}")) as z:
+    with zipfile.ZipFile(path) as z:
         def lines(kind):
             return z.read(f"{split}/dialogues_{kind}{split}.txt").decode("utf-8").splitlines()
         texts, emotions, acts = lines(""), lines("emotion_"), lines("act_")
@@ -310,9 +314,9 @@ def _dailydialog(split: str) -> list[list[Turn]]:
         turns = [t.strip() for t in text.split("__eou__") if t.strip()]
         emotion, act = emotion.split(), act.split()
         if len(turns) == len(emotion) == len(act):
-            dialogues.append([Turn(_detokenize(t), EMOTIONS[int(e)], ACTS[int(a) - 1])
-                              for t, e, a in zip(turns, emotion, act)])
-    return dialogues
+            dialogues.append(tuple(Turn(_detokenize(t), EMOTIONS[int(e)], ACTS[int(a) - 1])
+                                   for t, e, a in zip(turns, emotion, act)))
+    return tuple(dialogues)
 
 
 # ---------------------------------------------------------------------- splits and batches

@@ -5,8 +5,10 @@ DailyDialog or KdConv pairs, through the package's Trainer; print dev loss, perp
     python -m minigpt.seq2seq_train --model gru --attention general --corpus kdconv --teacher-forcing 0.5
     python -m minigpt.seq2seq_train ... --export minigpt/weights/qa-en.pt   # a file mg.pretrained.load reads
 
-Characters are the tokens (English and Chinese alike), plus <pad>, <sos>, <eos> and <sep> (between
-context turns). After training it answers dev questions and prints BLEU-2 and distinct-1/2
+The tokens are characters (``--tokenizer char``, the default: right for Chinese, where a character
+carries meaning) or byte-level BPE pieces learned from the training split (``--tokenizer bpe
+--vocab-size 2048``: English words and word pieces, about 3 characters each, so a reply of 32 tokens
+is a whole sentence), plus <pad>, <sos>, <eos> and <sep> (between context turns). After training it answers dev questions and prints BLEU-2 and distinct-1/2
 (greedy and beam). DailyDialog trains on "train" and is measured on "validation"; KdConv, which has
 only dev and test, trains on "dev" and is measured on "test". MINIGPT_FAST=1 takes a small share.
 """
@@ -25,21 +27,31 @@ from .reply_metrics import bleu, distinct
 from .rnn import GRUConfig, GRUSeq2Seq
 from .runtime import is_fast
 from .seq2seq import Seq2Seq, Seq2SeqConfig, beam_reply, export_seq2seq, greedy_reply
-from .tokenizer import CharTokenizer
+from .tokenizer import BPETokenizer, CharTokenizer
 from .train import Trainer, TrainConfig
 
 SPECIALS = ("<pad>", "<sos>", "<eos>", "<sep>")
 SPLITS = {"dailydialog": ("train", "validation"), "kdconv": ("dev", "test")}
 
 
-def qa_data(corpus: str, context_turns: int = 1, max_src_len: int = 96, max_tgt_len: int = 48, limit=None):
+def qa_data(corpus: str, context_turns: int = 1, max_src_len: int = 96, max_tgt_len: int = 48, limit=None,
+            tokenizer: str = "char", vocab_size: int = 2048):
     """(tokenizer, train PairData, dev PairData, dev pairs) for ``corpus`` ("dailydialog" or "kdconv");
-    limit: use only the first N dialogues of each split."""
+    limit: use only the first N dialogues of each split. tokenizer: "char" (the characters of both
+    splits, so every dev character has an id) or "bpe" (byte-level BPE with ``vocab_size`` ids, learned
+    from the training split only: bytes cover any dev text)."""
     name = corpus.partition("-")[0]
     if name not in SPLITS:
         raise ValueError(f"unknown corpus {corpus!r}; use one of {sorted(SPLITS)} (or a KdConv domain, e.g. kdconv-film)")
     train_d, dev_d = (load_dialogues(corpus, s)[:limit] for s in SPLITS[name])
-    tok = CharTokenizer.from_text("".join(t for d in train_d + dev_d for t in d), special_tokens=SPECIALS)
+    if tokenizer == "char":
+        tok = CharTokenizer.from_text("".join(t for d in train_d + dev_d for t in d), special_tokens=SPECIALS)
+    elif tokenizer == "bpe":
+        learned = BPETokenizer.train("\n".join(t for d in train_d for t in d), vocab_size, special_tokens=SPECIALS)
+        # allowed_special="none": typed text never becomes <sep> or <eos>
+        tok = BPETokenizer(learned.merges, SPECIALS, learned.pattern, allowed_special="none")
+    else:
+        raise ValueError(f"tokenizer must be 'char' or 'bpe', got {tokenizer!r}")
     ids = tok.special_tokens
     kw = dict(pad_id=ids["<pad>"], sos_id=ids["<sos>"], eos_id=ids["<eos>"], max_src_len=max_src_len,
               max_tgt_len=max_tgt_len, sep_ids=[ids["<sep>"]])
@@ -66,6 +78,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="transformer", choices=("transformer", "gru"))
     p.add_argument("--corpus", default="dailydialog")
+    p.add_argument("--tokenizer", default="char", choices=("char", "bpe"),
+                   help="characters, or byte-level BPE learned from the training split")
+    p.add_argument("--vocab-size", type=int, default=2048, help="the BPE vocabulary (with --tokenizer bpe)")
     p.add_argument("--context-turns", type=int, default=1)
     p.add_argument("--max-src-len", type=int, default=96)
     p.add_argument("--max-tgt-len", type=int, default=48)
@@ -95,7 +110,8 @@ def main(argv=None):
         args.limit = min(args.limit or 200, 200)
         args.max_iters, args.eval_interval, args.eval_iters = min(args.max_iters, 30), 30, 4
         args.reply_pairs = min(args.reply_pairs, 5)
-    tok, train, dev, dev_pairs = qa_data(args.corpus, args.context_turns, args.max_src_len, args.max_tgt_len, args.limit)
+    tok, train, dev, dev_pairs = qa_data(args.corpus, args.context_turns, args.max_src_len, args.max_tgt_len, args.limit,
+                                         args.tokenizer, args.vocab_size)
     model = build_model(args.model, tok, args)
     print(f"{args.model}: {model.num_params():,} parameters; {len(train):,} training pairs, {len(dev):,} dev pairs, "
           f"{tok.vocab_size} tokens")
@@ -108,7 +124,7 @@ def main(argv=None):
     history = trainer.fit()
     wall = time.perf_counter() - t0
     val = history["val_loss"][-1]
-    print(f"dev loss {val:.3f}, perplexity {math.exp(val):.1f} (teacher forcing, per character); "
+    print(f"dev loss {val:.3f}, perplexity {math.exp(val):.1f} (teacher forcing, per token); "
           f"{wall:.0f} s of training")
     ids = tok.special_tokens
     units = list if args.corpus.startswith("kdconv") else str.split  # Chinese: characters; English: words

@@ -282,6 +282,28 @@ def test_the_training_command_trains_and_answers(kind, capsys, tmp_path):
     assert "dev loss" in out and "BLEU-2" in out and out.count("   greedy:") == 5 and (tmp_path / "ckpt.pt").is_file()
 
 
+def test_bpe_pairs_learn_their_pieces_from_the_training_split_and_read_special_text_as_plain(tmp_path):
+    from minigpt.seq2seq import answer, encode_question, load_seq2seq
+    from minigpt.seq2seq_train import main, qa_data
+    tok, train, dev, _ = qa_data("dailydialog", limit=20, max_src_len=24, max_tgt_len=12, tokenizer="bpe", vocab_size=300)
+    assert isinstance(tok, mg.BPETokenizer) and tok.vocab_size == 300 and set(tok.special_tokens) == {"<pad>", "<sos>", "<eos>", "<sep>"}
+    assert "<eos>" not in tok.decode(tok.encode("Fine, and you?"))  # no special id comes from typed text...
+    assert tok.special_tokens["<eos>"] not in tok.encode("ok <eos>")  # ...even when it spells one
+    specials = set(tok.special_tokens.values()) - {tok.special_tokens["<sep>"]}
+    assert all(max(src) < tok.vocab_size and not specials & set(src) for src, _ in dev.examples)
+    line = mg.data.load_dialogues("dailydialog", "train")[0][0]
+    assert tok.decode(tok.encode(line)) == line and len(tok.encode(line)) < 0.8 * len(line)  # pieces, not bytes
+    with pytest.raises(ValueError, match="'char' or 'bpe'"):
+        qa_data("dailydialog", limit=2, tokenizer="words")
+    main(["--tokenizer", "bpe", "--vocab-size", "300", "--limit", "20", "--max-iters", "2", "--eval-iters", "1",
+          "--n-embd", "16", "--n-head", "2", "--n-layer", "1", "--batch-size", "4", "--max-tgt-len", "8",
+          "--reply-pairs", "2", "--export", str(tmp_path / "qa.pt")])
+    model, loaded = load_seq2seq(tmp_path / "qa.pt")
+    assert loaded.to_dict() == tok.to_dict() and loaded.allowed_special == "none"
+    assert loaded.special_tokens["<sep>"] not in encode_question(model, loaded, "a <sep> b")
+    assert isinstance(answer(model, loaded, "How are you?"), str)
+
+
 def test_bleu_and_distinct_by_hand():
     from minigpt.reply_metrics import bleu, distinct
     assert bleu(["the cat sat"], ["the cat sat"]) == pytest.approx(1.0)

@@ -260,7 +260,7 @@ def _first_looks(transformer=None, gru=None):
 
 @exercise
 def first_look(answer, transformer=None, gru=None):
-    """``answer``: where (a position in the question, 0-based, or the character there) the
+    """``answer``: where (a position in the question, 0-based, or the token there) the
     Transformer looks most when it writes the first token of its answer to EXPLORER_QUESTION, in
     its last layer, mean of the heads. transformer, gru: (model, tokenizer), default qa-en, gru-en."""
     if answer is None:
@@ -268,13 +268,13 @@ def first_look(answer, transformer=None, gru=None):
     tokens, tf_at, gru_at = _first_looks(transformer, gru)
     where = f"position {tf_at} ({tokens[tf_at]!r})"
     if isinstance(answer, bool) or not isinstance(answer, (int, str)):
-        raise Hint("answer with a position in the question (an int, 0 = its first character) or the character there")
+        raise Hint("answer with a position in the question (an int, 0 = its first token) or the token there")
     if isinstance(answer, str):
-        if answer != tokens[tf_at]:
+        if answer.strip() != tokens[tf_at].strip():  # " going" or "going": the leading space is easy to miss
             raise Hint(f"not {answer!r}: in the explorer keep the question as given, layer = the last, head = mean of "
                        f"all heads, select the first answer token, and read the tallest bar")
     elif not 0 <= answer < len(tokens):
-        raise Hint(f"the question has positions 0..{len(tokens) - 1} (one per character), not {answer}")
+        raise Hint(f"the question has positions 0..{len(tokens) - 1} (one per token), not {answer}")
     elif answer != tf_at:
         near = ("close: positions count from 0" if abs(answer - tf_at) == 1 else
                 "select the first answer token (layer = the last, head = mean of all heads) and read the tallest bar")
