@@ -334,7 +334,8 @@ class CompareAligned(FigureBox):
                                    layout=widgets.Layout(width="60%"))
         self.ask_button = widgets.Button(description="ask all", button_style="primary")
         self.temperature = widgets.FloatSlider(value=temperature, min=0.0, max=1.5, step=0.05,
-                                               description="temperature", continuous_update=False)
+                                               description="temperature", continuous_update=False,
+                                               style={"description_width": "initial"})  # the whole word
         self.seed = widgets.IntText(value=seed, description="seed", layout=widgets.Layout(width="12em"))
         self.status = widgets.HTML()
         self.ask_button.on_click(lambda _: self.ask())

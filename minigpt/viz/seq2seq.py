@@ -389,16 +389,16 @@ class CrossAttentionExplorer(FigureBox):
                                    placeholder="written by the chosen bot, or type your own",
                                    layout=widgets.Layout(width="95%"))
         writers = [(f"{KIND_NAMES[k]}'s reply", k) for k in self.bots] + [("typed answer", "typed")]
-        self.answer_from = _dropdown(writers, answer_from, "answer")
+        self.answer_from = _dropdown(writers, answer_from, "answer", "20em")  # "Transformer's reply" whole
         self.decoding = _dropdown([("greedy", "greedy"), (f"beam ({beam_width})", "beam")], decoding, "decoding",
-                                  "12em")
+                                  "14em")
         t = self.bots.get("transformer")
         L, H = (t[0].config.n_layer, t[0].config.n_head) if t else (1, 1)
         layer = _check_layer(layer, L)
         if head != "all" and not (isinstance(head, numbers.Integral) and 0 <= head < H):
             raise ValueError(f"head must be 'all' or an index in 0..{H - 1}, got {head!r}")
-        self.layer = _dropdown([(f"layer {i}", i) for i in range(L)], layer, "Transformer layer", "14em")
-        self.head = _dropdown(_head_options(H), head, "head", "14em")
+        self.layer = _dropdown([(f"layer {i}", i) for i in range(L)], layer, "Transformer layer", "19em")
+        self.head = _dropdown(_head_options(H), head, "head", "16em")
         self.layer.disabled = self.head.disabled = t is None
         self.tokens = widgets.Box(layout=widgets.Layout(display="flex", flex_flow="row wrap", width="100%"))
         self.status = widgets.HTML()
@@ -595,8 +595,8 @@ class Seq2SeqChat(FigureBox):
         self.beam_width = widgets.IntSlider(value=beam_width, min=1, max=10, description="beam width", **slider)
         self.max_new_tokens = widgets.IntSlider(value=max_new_tokens, min=1, max=max(max_new_tokens, 96),
                                                 description="max new tokens", **slider)
-        self.layer = _dropdown([("last layer", -1)], -1, "picture: layer", "14em")
-        self.head = _dropdown(_head_options(1), "all", "head", "13em")
+        self.layer = _dropdown([("last layer", -1)], -1, "picture: layer", "20em")  # room for "layer 1 (last)"
+        self.head = _dropdown(_head_options(1), "all", "head", "16em")  # and for "mean of all heads"
         self.conversation = widgets.HTML()
         self.message = widgets.Text(placeholder="type a message and press Enter", description="you",
                                     layout=widgets.Layout(width="70%"))
