@@ -1,6 +1,8 @@
 """Numbers for the sequence-to-sequence scenes, from the shipped question-answering models run
 through ``minigpt``: the Transformer encoder–decoder ("qa-en") and, beside it, the GRU with
-Luong attention ("gru-en"), both trained on DailyDialog, characters as tokens.
+Luong attention ("gru-en"), both trained on DailyDialog. Their tokens are byte-level BPE word
+pieces (" going", " you", "?"); the same functions serve a model whose tokens are characters
+(the Chinese bots), and ``token_unit`` says which kind a model reads, for the captions.
 
     cross_attention_numbers()   the question through the encoder, the reply decoded greedily,
                                 each reply token's cross-attention row over the question
@@ -15,14 +17,15 @@ computing it through the package (the step-by-step cached decoder against one pa
 and raises RuntimeError if they differ; each returns plain JSON-ready dicts and lists, in
 milliseconds (the exposure-bias average: about a second).
 
-Environment variable:
-    MINIGPT_ANIMATION_SEQ2SEQ_WEIGHTS   render with another encoder–decoder checkpoint file
-                                        (default: the shipped "qa-en")
+Environment variables (a weights file or a Trainer checkpoint, e.g. of a training still running):
+    MINIGPT_ANIMATION_SEQ2SEQ_WEIGHTS       render with another encoder–decoder (default: the shipped "qa-en")
+    MINIGPT_ANIMATION_SEQ2SEQ_GRU_WEIGHTS   and another GRU baseline (default: the shipped "gru-en")
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 from pathlib import Path
@@ -42,14 +45,19 @@ QUESTION = "Where do you want to go?"  # from the test split; its true reply is 
 # ------------------------------------------------------------------ the models
 
 
-def _override() -> Path | None:
-    value = os.environ.get("MINIGPT_ANIMATION_SEQ2SEQ_WEIGHTS")
+OVERRIDES = {MODEL_NAME: "MINIGPT_ANIMATION_SEQ2SEQ_WEIGHTS", GRU_NAME: "MINIGPT_ANIMATION_SEQ2SEQ_GRU_WEIGHTS"}
+
+
+def _override(name: str = MODEL_NAME) -> Path | None:
+    """The file the environment asks to use instead of the shipped ``name`` (None: the shipped one)."""
+    variable = OVERRIDES.get(name)
+    value = os.environ.get(variable) if variable else None
     if not value:
         return None
     p = Path(value).expanduser()
     if not p.is_file():
-        raise FileNotFoundError(f"MINIGPT_ANIMATION_SEQ2SEQ_WEIGHTS points to {p}, which is not a file; "
-                                f"unset it to use the shipped {MODEL_NAME!r} model")
+        raise FileNotFoundError(f"{variable} points to {p}, which is not a file; "
+                                f"unset it to use the shipped {name!r} model")
     return p
 
 
@@ -63,20 +71,40 @@ def _load_file(path: Path):
 
 @functools.lru_cache(maxsize=4)
 def model_and_tokenizer(name: str = MODEL_NAME):
-    """(model in eval mode on the CPU, its CharTokenizer) for a shipped seq2seq model, loaded once."""
+    """(model in eval mode on the CPU, its tokenizer) for a shipped seq2seq model (or the file its
+    environment variable names, see OVERRIDES), loaded once."""
     torch.set_num_threads(1)  # tiny models: a second thread only spins on a busy machine
-    override = _override() if name == MODEL_NAME else None
+    override = _override(name)
     model, tok = _load_file(override) if override else mg.pretrained.load(name)
     model.requires_grad_(False)  # numbers only: no autograd graph, without touching global state
     return model, tok
 
 
-def provenance(name: str = MODEL_NAME) -> str:
-    """A footnote: where the numbers come from."""
-    override = _override() if name == MODEL_NAME else None
-    model, _ = model_and_tokenizer(name)
-    what = override.name if override else f"the shipped {name!r}"
-    return f"numbers: {what} ({model.num_params() / 1e6:.2f}M parameters) on a DailyDialog test question"
+def provenance(*names: str) -> str:
+    """A footnote: where the numbers come from (the models ``names``, default the Transformer)."""
+    parts = []
+    for name in names or (MODEL_NAME,):
+        override = _override(name)
+        model, _ = model_and_tokenizer(name)
+        what = f"{override.parent.name}/{override.name} ({name})" if override else f"the shipped {name!r}"
+        parts.append(f"{what}, {model.num_params() / 1e6:.2f}M parameters")
+    return f"numbers: {'; '.join(parts)}; DailyDialog test questions"
+
+
+def token_unit(name: str = MODEL_NAME) -> str:
+    """What one token of model ``name`` is, for the captions: "character" when its tokenizer cuts
+    text into characters, else "token" (byte-level BPE: words and word pieces)."""
+    return "character" if isinstance(model_and_tokenizer(name)[1], mg.CharTokenizer) else "token"
+
+
+def readable(tok, text: str) -> bool:
+    """True when ``tok`` can encode ``text`` (a character tokenizer lacks characters it never saw;
+    byte-level BPE reads anything)."""
+    try:
+        tok.encode(text, allowed_special="none")
+    except ValueError:  # TokenizerError: a character it has no id for
+        return False
+    return True
 
 
 # ------------------------------------------------------------------ the held-out question
@@ -98,7 +126,8 @@ def true_reply(question: str = QUESTION) -> str:
 
 
 def _reply_ids(tok, model, reply: str, max_steps: int) -> list[int]:
-    """The true reply as the decoder learns it: its characters then <eos>, at most max_steps."""
+    """The true reply as the decoder learns it: its tokens (characters or word pieces, whatever the
+    tokenizer cuts) then <eos>, at most max_steps ids."""
     return (tok.encode(reply, allowed_special="none") + [model.config.eos_id])[:max_steps]
 
 
@@ -130,7 +159,8 @@ def cross_attention_numbers(question: str = QUESTION, max_new_tokens: int = 32, 
     encoder_query: the question position whose encoder self-attention row is shown (None: the
                    middle one).
     Returns {"question", "true_reply", "src_tokens": [str] (S), "reply_tokens": [str] (T, ending
-    with "<eos>" when the model stopped), "reply_text", "probs": [T] the model's probability of
+    with "<eos>" when the model stopped), "reply_text", "reply_text_after": [str] (T) the reply's
+    text after each step (what a caption shows of a cut reply), "probs": [T] the model's probability of
     each token it wrote, "n_layer", "n_head", "layer", "head",
     "cross": [T][S] weights (rows sum to 1), "cross_all_heads": [H][T][S],
     "encoder": {"layer", "head", "query", "row": [S], "after": share of the row on later tokens}}.
@@ -170,6 +200,7 @@ def cross_attention_numbers(question: str = QUESTION, max_new_tokens: int = 32, 
         "src_tokens": [tok.token_str(i) for i in src_ids],
         "reply_tokens": [_show(tok, model, i) for i in reply],
         "reply_text": tok.decode([i for i in reply if i != c.eos_id]),
+        "reply_text_after": [tok.decode([i for i in reply[:t + 1] if i != c.eos_id]) for t in range(len(reply))],
         "probs": [round(float(probs[t, i]), 6) for t, i in enumerate(reply)],
         "n_layer": len(out.cross_attentions), "n_head": cross.size(0), "layer": layer, "head": head,
         "cross": _rows(cross[head]), "cross_all_heads": [_rows(m) for m in cross],
@@ -248,14 +279,15 @@ def _continue(model, src, prefix: list[int], max_new_tokens: int) -> list[int]:
 @torch.no_grad()
 def one_mistake_numbers(question: str = QUESTION, max_steps: int = 24, at: int | None = None,
                         name: str = MODEL_NAME) -> dict:
-    """One wrong character in an otherwise true decoder input, and what it does to everything after it.
+    """One wrong token in an otherwise true decoder input, and what it does to everything after it.
 
     at: the step whose input token is made wrong (None: the first step after the first that the
         model, fed the truth, gets right; the wrong token is its most likely other choice there).
-    Returns {"question", "true_reply", "at", "right", "wrong" (str), "wrong_prob": the model's
-    probability of the wrong token at that step, "prefix": [str] the true tokens before it,
+    Returns {"question", "true_reply", "at", "right", "wrong" (str), "wrong_id", "wrong_prob": the
+    model's probability of the wrong token at that step, "prefix": [str] the true tokens before it,
     "clean_continuation" / "wrong_continuation": [str] its greedy reply after the right / the
-    wrong token, "clean_next" / "wrong_next": [p] of each later true token, fed the true reply
+    wrong token (their ids: "clean_continuation_ids" / "wrong_continuation_ids"),
+    "clean_next" / "wrong_next": [p] of each later true token, fed the true reply
     with the right / the wrong token at ``at`` (teacher forcing everywhere else),
     "mean_clean", "mean_wrong"}.
     """
@@ -281,12 +313,14 @@ def one_mistake_numbers(question: str = QUESTION, max_steps: int = 24, at: int |
     wrong_next = [round(float(corrupted[t, gold[t]]), 6) for t in later]
     room = T - at - 1
     show = lambda ids: [_show(tok, model, i) for i in ids]  # noqa: E731
+    clean_ids = _continue(model, src, [c.sos_id] + gold[:at + 1], room)
+    wrong_ids = _continue(model, src, [c.sos_id] + gold[:at] + [wrong], room)
     return {
         "question": question, "true_reply": true_reply(question), "at": at,
-        "right": _show(tok, model, gold[at]), "wrong": _show(tok, model, wrong),
+        "right": _show(tok, model, gold[at]), "wrong": _show(tok, model, wrong), "wrong_id": wrong,
         "wrong_prob": round(float(forced[at, wrong]), 6), "prefix": show(gold[:at]),
-        "clean_continuation": show(_continue(model, src, [c.sos_id] + gold[:at + 1], room)),
-        "wrong_continuation": show(_continue(model, src, [c.sos_id] + gold[:at] + [wrong], room)),
+        "clean_continuation": show(clean_ids), "wrong_continuation": show(wrong_ids),
+        "clean_continuation_ids": clean_ids, "wrong_continuation_ids": wrong_ids,
         "clean_next": clean_next, "wrong_next": wrong_next,
         "mean_clean": sum(clean_next) / len(clean_next), "mean_wrong": sum(wrong_next) / len(wrong_next),
     }
@@ -337,17 +371,19 @@ def exposure_bias(name: str = MODEL_NAME, n_pairs: int = 64, max_steps: int = 20
     probability of the true token when the model was fed the true reply so far, and when it was
     fed its own greedy reply so far (both over the questions where it was still writing).
 
-    Uses the first ``n_pairs`` test pairs whose reply has at least ``min_reply`` characters, all
-    in one batch (questions padded and masked; the first is checked against ``greedy_reply``).
+    Uses the first ``n_pairs`` test pairs that the tokenizer can read and whose reply has at least
+    ``min_reply`` tokens, all in one batch (questions padded and masked; the first is checked
+    against ``greedy_reply``).
     Returns {"name", "n_pairs", "steps": [1..max_steps], "forced": [mean p], "free": [mean p],
     "still_writing": [share of questions], "first_mistake_median": step of the first wrong token,
     "mean_forced", "mean_free" (over every step of every question)}.
     """
     model, tok = model_and_tokenizer(name)
     c = model.config
-    pairs = [(q, r) for q, r in held_out_pairs() if len(r) >= min_reply and set(q + r) <= set(tok.chars)][:n_pairs]
+    pairs = list(itertools.islice(((q, r) for q, r in held_out_pairs() if readable(tok, q + r)
+                                   and len(tok.encode(r, allowed_special="none")) >= min_reply), n_pairs))
     if not pairs:
-        raise ValueError(f"no test pair has a reply of {min_reply} characters or more that the tokenizer can read")
+        raise ValueError(f"no test pair has a reply of {min_reply} tokens or more that the tokenizer can read")
     srcs = [encode_question(model, tok, q) for q, _ in pairs]
     golds = [_reply_ids(tok, model, r, max_steps) for _, r in pairs]
     B, S, T = len(pairs), max(map(len, srcs)), max(map(len, golds))

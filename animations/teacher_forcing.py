@@ -11,6 +11,7 @@ while training; then the gap averaged over many held-out questions. Numbers from
     manim -qm animations/teacher_forcing.py TeacherForcing
 """
 
+import functools
 import math
 
 from manim import *
@@ -18,7 +19,9 @@ from manim import *
 import numbers_seq2seq
 from style import *
 
-MAX_STEPS = 24      # reply tokens shown
+MAX_STEPS = 24      # reply tokens shown at most (fewer when long word pieces would not fit)
+MIN_SCALE = 0.75    # token rows shrink at most this much to fit; longer replies are cut instead
+ROW_WIDTH = 10.0    # room for a row of reply tokens, leaving some for its mean on the right
 RATIO = 0.5         # the teacher-forcing ratio of the scheduled-sampling example
 SEED = 0
 SCHEDULE_K = 300    # the inverse-sigmoid schedule drawn: k / (k + exp(step / k))
@@ -27,13 +30,47 @@ COMPARE = (numbers_seq2seq.MODEL_NAME, numbers_seq2seq.GRU_NAME)  # models whose
 RIGHT_COLOR = "#63c787"
 WRONG_COLOR = POS_COLOR
 FREE_COLOR = "#f28c54"
+BOX = {"font_size": SMALL_SIZE, "height": 0.4, "buff": 0.05, "min_width": 0.3}  # a reply token's box
 
 
-def char_row(tokens, colors, x_left: float, y: float, width: float) -> TokenRow:
-    row = TokenRow(tokens, colors=colors, font_size=SMALL_SIZE, height=0.4, buff=0.05, min_width=0.3)
-    if row.width > width:
-        row.scale_to_fit_width(width)
-    return row.move_to([x_left, y, 0], aligned_edge=LEFT)
+def _column_widths(rows) -> list[float]:
+    """The width of each reply step's column: its widest token box over ``rows`` (lists of token
+    strings, the t-th token of each at step t), so a step sits at the same x in every row."""
+    n = max(map(len, rows))
+    return [max(_box_width(r[t]) for r in rows if t < len(r)) for t in range(n)]
+
+
+@functools.cache
+def _box_width(token: str) -> float:
+    return token_box(token, font_size=BOX["font_size"], height=BOX["height"], min_width=BOX["min_width"]).width
+
+
+def steps_that_fit(rows, width: float = ROW_WIDTH, min_scale: float = MIN_SCALE) -> int:
+    """How many reply steps of ``rows`` fit in ``width``, shrunk at most to ``min_scale`` (all of them: len)."""
+    x = 0.0
+    for t, w in enumerate(_column_widths(rows)):
+        x += w + (BOX["buff"] if t else 0.0)
+        if x * min_scale > width:
+            return t
+    return max(map(len, rows))
+
+
+def step_rows(rows, colors, x_left: float, ys, width: float = ROW_WIDTH) -> list[VGroup]:
+    """Token rows whose boxes stand in shared columns, one per reply step (a column as wide as its
+    widest token, so " going" fits and "?" stands under it), their left edges at ``x_left``, row i
+    at ``ys[i]``; all shrunk alike when they are wider than ``width``.
+    Returns one VGroup of token boxes per row, with ``.boxes`` as a TokenRow has."""
+    widths = _column_widths(rows)
+    lefts = [sum(widths[:t]) + BOX["buff"] * t for t in range(len(widths))]
+    scale = min(1.0, width / (lefts[-1] + widths[-1]))
+    out = []
+    for tokens, cols, y in zip(rows, colors, ys):
+        boxes = [token_box(tok, color, font_size=BOX["font_size"], height=BOX["height"], min_width=widths[t])
+                 .move_to([lefts[t] + widths[t] / 2, 0, 0]) for t, (tok, color) in enumerate(zip(tokens, cols))]
+        row = VGroup(*boxes).scale(scale, about_point=ORIGIN).shift([x_left, y, 0])
+        row.boxes = boxes
+        out.append(row)
+    return out
 
 
 def bars_under(row: TokenRow, probs, base_y: float, height: float, color) -> VGroup:
@@ -42,13 +79,22 @@ def bars_under(row: TokenRow, probs, base_y: float, height: float, color) -> VGr
     for box, p in zip(row.boxes, probs):
         if p is None:
             continue
-        bar = Rectangle(width=box.width * 0.7, height=max(height * p, 0.01)).set_stroke(width=0)
+        bar = Rectangle(width=min(box.width * 0.7, 0.45), height=max(height * p, 0.01)).set_stroke(width=0)
         bar.set_fill(color, opacity=0.9)
         bars.add(bar.move_to([box.get_center()[0], base_y, 0], aligned_edge=DOWN))
     axis = Line([row.get_left()[0], base_y, 0], [row.get_right()[0], base_y, 0], stroke_color=MUTED, stroke_width=1.5)
     top = DashedLine([row.get_left()[0], base_y + height, 0], [row.get_right()[0], base_y + height, 0],
                      stroke_color=FAINT, stroke_width=1)
     return VGroup(axis, top, bars)
+
+
+def effect(mean_clean: float, mean_wrong: float) -> str:
+    """What one wrong input did to the later true tokens' mean probability, in the percentages shown."""
+    clean, wrong = round(100 * mean_clean), round(100 * mean_wrong)
+    if wrong < clean:
+        return "one wrong input pulls them down"
+    return "here the mean barely moves: the model shrugs the wrong input off" if wrong == clean else \
+        "here the wrong input even helps them, by chance"
 
 
 def side_label(text: str, anchor, color=MUTED) -> Text:
@@ -59,8 +105,10 @@ class TeacherForcing(CourseScene):
     gallery_at = 0.97
 
     def construct(self):
-        self.tf = numbers_seq2seq.teacher_forcing_numbers(max_steps=MAX_STEPS)
-        self.add(footnote(numbers_seq2seq.provenance()))
+        self.unit = numbers_seq2seq.token_unit()   # "character" or "token" (BPE word pieces)
+        self.steps = self.steps_shown()
+        self.tf = numbers_seq2seq.teacher_forcing_numbers(max_steps=self.steps)
+        self.add(footnote(numbers_seq2seq.provenance(*COMPARE)))
         self.show_title("Teacher forcing", "fed the truth while training; fed its own words when it answers")
         self.forced_and_free()
         self.clear_stage()
@@ -71,34 +119,56 @@ class TeacherForcing(CourseScene):
         self.averages()
         self.wait(1.5)
 
+    @staticmethod
+    def steps_shown() -> int:
+        """The most reply steps (at most MAX_STEPS) whose token rows, in every part of the scene, fit
+        across the frame without shrinking below MIN_SCALE: long word pieces mean fewer steps."""
+        n = MAX_STEPS
+        while True:
+            tf = numbers_seq2seq.teacher_forcing_numbers(max_steps=n)
+            rows = [tf["gold"], tf["own"][:len(tf["gold"])]]
+            if len(tf["gold"]) >= 3:  # long enough for the mistake on purpose and scheduled sampling
+                m = numbers_seq2seq.one_mistake_numbers(max_steps=n)
+                s = numbers_seq2seq.scheduled_sampling_numbers(ratio=RATIO, seed=SEED, max_steps=n)
+                rows += [m["prefix"] + [m["right"]] + m["clean_continuation"],
+                         m["prefix"] + [m["wrong"]] + m["wrong_continuation"],
+                         s["gold_input"], s["predicted"], s["mixed"]]
+            fit = steps_that_fit(rows)
+            if fit >= len(tf["gold"]) or n <= 4:
+                return n
+            n = max(4, min(n - 1, fit))
+
     def forced_and_free(self):
-        d = self.tf
-        x0, width = -4.2, 10.6
+        d, unit = self.tf, self.unit
+        x0 = -4.2
         q = make_text(f"question (held out): {d['question']}", font_size=SMALL_SIZE).move_to(UP * 2.25)
-        gold = char_row(d["gold"], [KEY_COLOR] * len(d["gold"]), x0, 1.55, width)
+        own = d["own"][:len(d["gold"])]
+        colors = [RIGHT_COLOR if o == g else WRONG_COLOR for o, g in zip(own, d["gold"])]
+        gold, own_row = step_rows([d["gold"], own], [[KEY_COLOR] * len(d["gold"]), colors], x0, (1.55, -0.55))
+        whole = d["gold"][-1] == "<eos>"
+        n = len(d["gold"]) - whole
+        told = ("the reply that really followed, one character per token" if unit == "character" else
+                f"the reply that really followed, {n} tokens: words and pieces of words (␣ marks a space)")
+        told += ", then <eos>" if whole else f" (its first {n})"
         self.play(FadeIn(q), FadeIn(gold, lag_ratio=0.03), FadeIn(side_label("true reply", gold, KEY_COLOR)),
-                  self.say("the reply that really followed, one character per token, then <eos>"), run_time=1.1)
+                  self.say(told), run_time=1.1)
         self.wait(0.6)
         forced = bars_under(gold, d["forced"], 0.1, 1.0, BAR_COLOR)
         mean_f = make_text(f"mean {100 * d['mean_forced']:.0f}%", font_size=TINY_SIZE, color=BAR_COLOR)
         self.play(FadeIn(forced, lag_ratio=0.02), FadeIn(side_label("fed the true reply", forced)),
                   FadeIn(mean_f.next_to(forced, RIGHT, buff=0.15)),
-                  self.say("teacher forcing: fed the true reply so far, the model's probability of each right "
-                           "character; all steps in one pass"), run_time=1.3)
+                  self.say(f"teacher forcing: fed the true reply so far, the model's probability of each right "
+                           f"{unit}; all steps in one pass"), run_time=1.3)
         self.wait(1.5)
 
-        own = d["own"][:len(d["gold"])]
-        colors = [RIGHT_COLOR if o == g else WRONG_COLOR for o, g in zip(own, d["gold"])]
-        own_row = char_row(own, colors, x0, -0.55, width)
-        own_row.align_to(gold, LEFT)
         self.play(FadeIn(own_row, lag_ratio=0.05), FadeIn(side_label("its own reply", own_row, FREE_COLOR)),
-                  self.say("free running: it writes its own reply (greedy), each character fed back in"),
+                  self.say(f"free running: it writes its own reply (greedy), each {unit} fed back in"),
                   run_time=1.3)
         self.wait(0.8)
         k = d["first_mistake"]
         if k is not None and k < len(own_row.boxes):
             mark = SurroundingRectangle(own_row.boxes[k], color=ACCENT, buff=0.04)
-            self.play(Create(mark), self.say(f"its first wrong character is at step {k + 1}: "
+            self.play(Create(mark), self.say(f"its first wrong {unit} is at step {k + 1}: "
                                              f"{show_token(own[k])!r} instead of {show_token(d['gold'][k])!r}"),
                       run_time=0.8)
             self.wait(1.0)
@@ -106,28 +176,25 @@ class TeacherForcing(CourseScene):
         mean_o = make_text(f"mean {100 * d['mean_free']:.0f}%", font_size=TINY_SIZE, color=FREE_COLOR)
         self.play(FadeIn(free, lag_ratio=0.02), FadeIn(side_label("fed its own words", free)),
                   FadeIn(mean_o.next_to(free, RIGHT, buff=0.15)),
-                  self.say("fed its own words, the right character's probability at each step: after one "
-                           "mistake it reads a sentence it was never trained to continue"), run_time=1.3)
+                  self.say(f"fed its own words, the right {unit}'s probability at each step: after one "
+                           f"mistake it reads a sentence it was never trained to continue"), run_time=1.3)
         self.wait(2.2)
         self.play(self.say(f"the same model, the same question: {100 * d['mean_forced']:.0f}% fed the truth, "
                            f"{100 * d['mean_free']:.0f}% fed itself. That gap is exposure bias"), run_time=0.8)
         self.wait(2.0)
 
     def one_mistake(self):
-        m = numbers_seq2seq.one_mistake_numbers(max_steps=MAX_STEPS)
-        x0, width = -4.2, 10.6
+        m = numbers_seq2seq.one_mistake_numbers(max_steps=self.steps)
+        x0 = -4.2
         k = m["at"]
         clean = m["prefix"] + [m["right"]] + m["clean_continuation"]
         wrong = m["prefix"] + [m["wrong"]] + m["wrong_continuation"]
         colors = lambda n: [KEY_COLOR] * (k + 1) + [FREE_COLOR] * n  # noqa: E731
-        gold = char_row(self.tf["gold"], [KEY_COLOR] * len(self.tf["gold"]), x0, -0.15, width)
-        scale = gold.boxes[0].height / 0.4
-        row_a = char_row(clean, colors(len(m["clean_continuation"])), x0, 1.85, width * 2)
-        row_b = char_row(wrong, colors(len(m["wrong_continuation"])), x0, 1.0, width * 2)
-        for row in (row_a, row_b):  # the same size and columns as the true reply below
-            row.scale(scale)
-            for box, ref in zip(row.boxes, gold.boxes):
-                box.move_to([ref.get_center()[0], row.get_center()[1], 0])
+        # the two replies and the true one below them, in the same columns (one per step)
+        row_a, row_b, gold = step_rows(
+            [clean, wrong, self.tf["gold"]],
+            [colors(len(m["clean_continuation"])), colors(len(m["wrong_continuation"])),
+             [KEY_COLOR] * len(self.tf["gold"])], x0, (1.85, 1.0, -0.15))
         row_b.boxes[k].box.set_stroke(WRONG_COLOR)
         mark = SurroundingRectangle(row_b.boxes[k], color=ACCENT, buff=0.04)
         self.play(FadeIn(row_a[:k + 1]), FadeIn(side_label("the true start", row_a, KEY_COLOR)),
@@ -145,9 +212,10 @@ class TeacherForcing(CourseScene):
         for t, (pc, pw) in enumerate(zip(m["clean_next"], m["wrong_next"]), start=k + 1):
             box = gold.boxes[t]
             for p, color, side in ((pc, BAR_COLOR, LEFT), (pw, WRONG_COLOR, RIGHT)):
-                bar = Rectangle(width=box.width * 0.36, height=max(height * p, 0.01)).set_stroke(width=0)
+                bar = Rectangle(width=min(box.width * 0.36, 0.3), height=max(height * p, 0.01)).set_stroke(width=0)
                 bar.set_fill(color, opacity=0.9)
-                bars.add(bar.move_to([box.get_center()[0], base, 0] + side * box.width * 0.2, aligned_edge=DOWN))
+                bars.add(bar.move_to([box.get_center()[0], base, 0] + side * (bar.width / 2 + 0.02),
+                                     aligned_edge=DOWN))
         axis = Line([gold.get_left()[0], base, 0], [gold.get_right()[0], base, 0], stroke_color=MUTED,
                     stroke_width=1.5)
         means = VGroup(make_text(f"after the right one: mean {100 * m['mean_clean']:.0f}%", font_size=TINY_SIZE,
@@ -157,20 +225,20 @@ class TeacherForcing(CourseScene):
         means.next_to(gold, DOWN, buff=0.12).align_to(gold, RIGHT)
         self.play(FadeIn(gold), FadeIn(side_label("true reply", gold, KEY_COLOR)), FadeIn(axis),
                   FadeIn(bars, lag_ratio=0.02), FadeIn(means),
-                  self.say("fed the true reply everywhere else, each later true character's probability: "
-                           + ("one wrong input pulls them down" if m["mean_wrong"] < m["mean_clean"]
-                              else "here the model shrugs the wrong input off")), run_time=1.4)
+                  self.say(f"fed the true reply everywhere else, each later true {self.unit}'s probability: "
+                           + effect(m["mean_clean"], m["mean_wrong"])), run_time=1.4)
         self.wait(2.5)
 
     def scheduled_sampling(self):
-        s = numbers_seq2seq.scheduled_sampling_numbers(ratio=RATIO, seed=SEED, max_steps=MAX_STEPS)
-        x0, width = -3.6, 10.0
-        gold = char_row(s["gold_input"], [KEY_COLOR] * len(s["gold_input"]), x0, 1.9, width)
-        guess = char_row(s["predicted"], [FREE_COLOR] * len(s["predicted"]), x0, 1.1, width)
-        guess.align_to(gold, LEFT)
+        s = numbers_seq2seq.scheduled_sampling_numbers(ratio=RATIO, seed=SEED, max_steps=self.steps)
+        x0 = -3.6
+        gold, guess, mixed = step_rows(
+            [s["gold_input"], s["predicted"], s["mixed"]],
+            [[KEY_COLOR] * len(s["gold_input"]), [FREE_COLOR] * len(s["predicted"]),
+             [FREE_COLOR if o else KEY_COLOR for o in s["own"]]], x0, (1.9, 1.1, -0.25))
         self.play(FadeIn(gold), FadeIn(side_label("true input", gold, KEY_COLOR)),
                   FadeIn(guess), FadeIn(side_label("the model's guess", guess, FREE_COLOR)),
-                  self.say("scheduled sampling: first the model guesses every next character from the true input"),
+                  self.say(f"scheduled sampling: first the model guesses every next {self.unit} from the true input"),
                   run_time=1.2)
         self.wait(1.0)
         coins = VGroup()
@@ -178,13 +246,9 @@ class TeacherForcing(CourseScene):
             dot = Circle(radius=0.09).set_stroke(FREE_COLOR if own else KEY_COLOR, width=2)
             dot.set_fill(FREE_COLOR if own else KEY_COLOR, opacity=1.0 if own else 0.0)
             coins.add(dot.move_to([box.get_center()[0], 0.45, 0]))
-        mixed = TokenRow(s["mixed"], colors=[FREE_COLOR if o else KEY_COLOR for o in s["own"]], font_size=SMALL_SIZE,
-                         height=0.4, buff=0.05, min_width=0.3)
-        for box, ref in zip(mixed.boxes, gold.boxes):
-            box.match_width(ref, stretch=True).move_to([ref.get_center()[0], -0.25, 0])
         n = len(s["own"]) - 1
         self.play(FadeIn(coins, lag_ratio=0.05), FadeIn(side_label(f"a coin, ratio {RATIO}", coins)),
-                  self.say(f"then a coin per position: with probability {RATIO} the true character, else the "
+                  self.say(f"then a coin per position: with probability {RATIO} the true {self.unit}, else the "
                            f"model's own guess ({s['n_own']} of {n} here)"), run_time=1.3)
         self.play(FadeIn(mixed, lag_ratio=0.05), FadeIn(side_label("what it is fed", mixed)), run_time=1.0)
         self.wait(1.2)
@@ -232,7 +296,7 @@ class TeacherForcing(CourseScene):
         labels = VGroup(
             make_text(f"{100 * top:.0f}%", font_size=TINY_SIZE, color=MUTED).next_to(origin + UP * h, LEFT, buff=0.1),
             make_text("0%", font_size=TINY_SIZE, color=MUTED).next_to(origin, LEFT, buff=0.1),
-            make_text("mean probability of the right character", font_size=TINY_SIZE, color=MUTED)
+            make_text(f"mean probability of the right {self.unit}", font_size=TINY_SIZE, color=MUTED)
             .next_to(origin + UP * h, UP, buff=0.1).align_to(origin, LEFT),
             make_text(f"reply step (1 … {steps[-1]})", font_size=TINY_SIZE, color=MUTED)
             .next_to(origin + RIGHT * w / 2, DOWN, buff=0.15),
@@ -255,7 +319,7 @@ class TeacherForcing(CourseScene):
         if legend.width > room:
             legend.scale(room / legend.width, about_edge=LEFT)
         r = results[0]
-        self.play(FadeIn(legend), self.say(f"over {r['n_pairs']} held-out questions the first wrong character "
+        self.play(FadeIn(legend), self.say(f"over {r['n_pairs']} held-out questions the first wrong {self.unit} "
                                            f"comes at step {r['first_mistake_median']} (median); the right one gets "
                                            f"{100 * r['mean_forced']:.0f}% fed the truth, {100 * r['mean_free']:.0f}% "
                                            f"fed its own words"), run_time=1.0)

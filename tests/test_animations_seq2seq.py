@@ -107,19 +107,21 @@ def test_one_mistake_numbers_are_the_models(numbers, reference):
     m = numbers.one_mistake_numbers(max_steps=24)
     model, tok = reference
     c = model.config
-    ids = lambda shown: [c.eos_id if s == "<eos>" else tok.stoi[s] for s in shown]  # noqa: E731
+    show = lambda ids: [("<eos>" if i == c.eos_id else tok.token_str(i)) for i in ids]  # noqa: E731
     src_ids = tok.encode(m["question"], allowed_special="none")
     gold = (tok.encode(m["true_reply"], allowed_special="none") + [c.eos_id])[:24]
-    k, wrong = m["at"], tok.stoi[m["wrong"]]
-    assert m["prefix"] == [tok.token_str(i) for i in gold[:k]] and m["right"] == tok.token_str(gold[k]) != m["wrong"]
+    k, wrong = m["at"], m["wrong_id"]
+    assert m["prefix"] == show(gold[:k]) and m["right"] == tok.token_str(gold[k]) != m["wrong"]
+    assert m["wrong"] == tok.token_str(wrong) and wrong != gold[k]
     corrupted = _decoder_probs(model, src_ids, [c.sos_id] + gold[:k] + [wrong] + gold[k + 1:-1])
     assert m["wrong_next"] == pytest.approx([float(corrupted[t, gold[t]]) for t in range(k + 1, len(gold))], abs=1e-5)
     forced = _decoder_probs(model, src_ids, [c.sos_id] + gold[:-1])
     assert m["wrong_prob"] == pytest.approx(float(forced[k, wrong]), abs=1e-5)
     # its continuations, recomputed without the decoder's cache, one whole pass per token
-    for first, shown in ((gold[k], m["clean_continuation"]), (wrong, m["wrong_continuation"])):
+    for first, name in ((gold[k], "clean_continuation"), (wrong, "wrong_continuation")):
+        assert m[name] == show(m[name + "_ids"])
         seq = [c.sos_id] + gold[:k] + [first]
-        for s in ids(shown):
+        for s in m[name + "_ids"]:
             assert int(_decoder_probs(model, src_ids, seq)[-1].argmax()) == s
             seq.append(s)
     with pytest.raises(ValueError, match="at must be"):
@@ -145,7 +147,7 @@ def test_scheduled_sampling_mixes_the_input_as_training_does(numbers, reference)
         c.teacher_forcing_ratio = old
     shown = ["<sos>" if i == c.sos_id else "<eos>" if i == c.eos_id else tok.token_str(i) for i in mixed[0].tolist()]
     assert d["mixed"] == shown
-    assert [False] + [True] * 23 == numbers.scheduled_sampling_numbers(ratio=0.0, max_steps=24)["own"]
+    assert [False] + [True] * (len(gold) - 1) == numbers.scheduled_sampling_numbers(ratio=0.0, max_steps=24)["own"]
     assert not any(numbers.scheduled_sampling_numbers(ratio=1.0, max_steps=24)["own"])
     with pytest.raises(ValueError, match="ratio"):
         numbers.scheduled_sampling_numbers(ratio=1.5)
@@ -153,7 +155,9 @@ def test_scheduled_sampling_mixes_the_input_as_training_does(numbers, reference)
 
 def test_exposure_bias_batch_equals_one_question_at_a_time(numbers):
     d = numbers.exposure_bias(n_pairs=1, max_steps=20, min_reply=12)
-    question = next(q for q, r in numbers.held_out_pairs() if len(r) >= 12)
+    _, tok = numbers.model_and_tokenizer()
+    question = next(q for q, r in numbers.held_out_pairs()
+                    if numbers.readable(tok, q + r) and len(tok.encode(r, allowed_special="none")) >= 12)
     one = numbers.teacher_forcing_numbers(question, max_steps=20)
     for t, (f, o) in enumerate(zip(one["forced"], one["free"])):
         if o is None:
@@ -171,3 +175,54 @@ def test_inverse_sigmoid_schedule(numbers):
     assert all(a > b for a, b in zip(r, r[1:])) and r[-1] < 0.01
     with pytest.raises(ValueError, match="k must be"):
         numbers.inverse_sigmoid_schedule(10, 0.5)
+
+
+def test_captions_name_the_models_own_kind_of_token(numbers, reference):
+    _, tok = reference
+    assert numbers.token_unit() == ("character" if isinstance(tok, mg.CharTokenizer) else "token")
+    _, zh = mg.pretrained.load("qa-zh")  # a model whose tokens are characters
+    assert isinstance(zh, mg.CharTokenizer) and numbers.token_unit("qa-zh") == "character"
+    assert numbers.readable(tok, numbers.QUESTION) and not numbers.readable(zh, "\U0001F600 unseen")
+
+
+def test_a_cut_reply_is_cut_at_a_token_not_a_character(numbers, reference):
+    d = numbers.cross_attention_numbers()
+    model, tok = reference
+    reply = greedy_reply(model, tok.encode(d["question"], allowed_special="none"), 32)
+    words = [i for i in reply if i != model.config.eos_id]
+    assert d["reply_text_after"] == [tok.decode(words[:t + 1]) for t in range(len(reply))][:len(reply)]
+    assert d["reply_text_after"][-1] == d["reply_text"]
+
+
+def test_each_model_can_be_replaced_by_a_file(numbers, monkeypatch, tmp_path):
+    for name, variable in ((numbers.MODEL_NAME, "MINIGPT_ANIMATION_SEQ2SEQ_WEIGHTS"),
+                           (numbers.GRU_NAME, "MINIGPT_ANIMATION_SEQ2SEQ_GRU_WEIGHTS")):
+        monkeypatch.setenv(variable, str(tmp_path / "missing.pt"))
+        with pytest.raises(FileNotFoundError, match=variable):
+            numbers._override(name)
+        monkeypatch.delenv(variable)
+        assert numbers._override(name) is None
+
+
+manim_missing = importlib.util.find_spec("manim") is None
+
+
+@pytest.mark.skipif(manim_missing, reason="manim is not installed")
+def test_token_rows_keep_each_step_in_one_column_and_each_word_piece_inside_its_box():
+    scene = _import("teacher_forcing")
+    rows = [["I", "'m", " going", " to", "<eos>"], ["I", " understand", "?"], ["<sos>", "I", "'m", " not", " to"]]
+    drawn = scene.step_rows(rows, [[scene.KEY_COLOR] * len(r) for r in rows], -4.0, (1.0, 0.0, -1.0))
+    for row, tokens in zip(drawn, rows):
+        assert len(row.boxes) == len(tokens) and abs(row.get_left()[0] + 4.0) < 1e-6
+        for box, token in zip(row.boxes, tokens):
+            assert box.label.width < box.box.width          # the text fits in its box
+        for a, b in zip(row.boxes, row.boxes[1:]):
+            assert a.get_right()[0] < b.get_left()[0]        # no two boxes overlap
+    for t in range(3):                                      # step t stands at one x in every row
+        xs = [row.boxes[t].get_center()[0] for row in drawn]
+        assert max(xs) - min(xs) < 1e-6
+    # too many steps to read: the rows are cut (steps_that_fit) rather than shrunk beyond MIN_SCALE
+    long = [[" understand"] * 40]
+    fit = scene.steps_that_fit(long)
+    assert 0 < fit < 40
+    assert scene.step_rows([long[0][:fit]], [[scene.KEY_COLOR] * fit], 0.0, (0.0,))[0].width <= scene.ROW_WIDTH + 1e-6
