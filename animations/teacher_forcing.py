@@ -27,6 +27,7 @@ SEED = 0
 SCHEDULE_K = 300    # the inverse-sigmoid schedule drawn: k / (k + exp(step / k))
 SCHEDULE_STEPS = 4000
 COMPARE = (numbers_seq2seq.MODEL_NAME, numbers_seq2seq.GRU_NAME)  # models whose averages are drawn
+MIN_WRITING = 0.1   # a step's averages are drawn while at least this share of the replies goes on
 RIGHT_COLOR = "#63c787"
 WRONG_COLOR = POS_COLOR
 FREE_COLOR = "#f28c54"
@@ -288,9 +289,13 @@ class TeacherForcing(CourseScene):
         w, h = 7.2, 4.0
         origin = DOWN * 2.3 + LEFT * 5.2
         steps = results[0]["steps"]
-        top = max(v for r in results for v in r["forced"] + r["free"] if v is not None)
+        # a mean over the few replies that are still going is noise: draw the steps most still reach
+        drawn = [[v if share >= MIN_WRITING else None for v, share in zip(r[key], r["still_writing"])]
+                 for r in results for key in ("forced", "free")]
+        last = max([2] + [s for line in drawn for s, v in zip(steps, line) if v is not None])
+        top = max(v for line in drawn for v in line if v is not None)
         top = min(1.0, math.ceil(top * 10) / 10)
-        x = lambda i: origin + RIGHT * w * (i - 1) / (len(steps) - 1)  # noqa: E731
+        x = lambda i: origin + RIGHT * w * (i - 1) / (last - 1)  # noqa: E731
         axes = VGroup(Line(origin, origin + RIGHT * w, stroke_color=MUTED, stroke_width=2),
                       Line(origin, origin + UP * h, stroke_color=MUTED, stroke_width=2))
         labels = VGroup(
@@ -298,22 +303,26 @@ class TeacherForcing(CourseScene):
             make_text("0%", font_size=TINY_SIZE, color=MUTED).next_to(origin, LEFT, buff=0.1),
             make_text(f"mean probability of the right {self.unit}", font_size=TINY_SIZE, color=MUTED)
             .next_to(origin + UP * h, UP, buff=0.1).align_to(origin, LEFT),
-            make_text(f"reply step (1 … {steps[-1]})", font_size=TINY_SIZE, color=MUTED)
-            .next_to(origin + RIGHT * w / 2, DOWN, buff=0.15),
+            make_text(f"reply step (1 … {last}: while at least {100 * MIN_WRITING:.0f}% of the replies go on)",
+                      font_size=TINY_SIZE, color=MUTED).next_to(origin + RIGHT * w / 2, DOWN, buff=0.15),
         )
         self.play(Create(axes), FadeIn(labels), run_time=0.8)
         legend = VGroup()
+        lines = iter(drawn)
         for r, style in zip(results, ("solid", "dashed")):
             for key, color, how in (("forced", BAR_COLOR, "fed the truth"), ("free", FREE_COLOR, "fed its own words")):
-                pts = [x(s) + UP * h * v / top for s, v in zip(steps, r[key]) if v is not None]
-                line = VMobject(stroke_color=color, stroke_width=4).set_points_as_corners(pts)
+                pts = [x(s) + UP * h * v / top for s, v in zip(steps, next(lines)) if v is not None]
                 sample = Line(ORIGIN, RIGHT * 0.5, stroke_color=color, stroke_width=4)
                 if style == "dashed":
-                    line, sample = DashedVMobject(line, num_dashes=40), DashedVMobject(sample, num_dashes=3)
+                    sample = DashedVMobject(sample, num_dashes=3)
                 entry = make_text(f"{r['name']}, {how}: mean {100 * r['mean_' + key]:.0f}%", font_size=TINY_SIZE,
                                   color=color)
                 legend.add(VGroup(sample, entry).arrange(RIGHT, buff=0.12))
-                self.play(Create(line), run_time=1.0)
+                if len(pts) >= 2:
+                    line = VMobject(stroke_color=color, stroke_width=4).set_points_as_corners(pts)
+                    if style == "dashed":
+                        line = DashedVMobject(line, num_dashes=40)
+                    self.play(Create(line), run_time=1.0)
         legend.arrange(DOWN, aligned_edge=LEFT, buff=0.15).move_to(origin + RIGHT * (w + 0.3) + UP * h, aligned_edge=UL)
         room = config.frame_width / 2 - 0.2 - legend.get_left()[0]
         if legend.width > room:
