@@ -411,6 +411,13 @@ def _check_new_tokens(model, max_new_tokens):
                          f"(block_size {model.config.block_size}); use at most {limit}")
 
 
+def _reply_logits(model, logits: torch.Tensor) -> torch.Tensor:
+    """logits [n, V] with -inf at <pad> and <sos>: no reply contains them (training never asks for
+    them), but a young model may still give them the highest score."""
+    logits[:, [model.config.pad_id, model.config.sos_id]] = float("-inf")
+    return logits
+
+
 @torch.inference_mode()
 def sample_reply(model, src, max_new_tokens: int = 32, temperature: float = 1.0, top_k: Optional[int] = None,
                  top_p: Optional[float] = None, repetition_penalty: float = 1.0, seed: Optional[int] = None) -> list[int]:
@@ -436,7 +443,7 @@ def sample_reply(model, src, max_new_tokens: int = 32, temperature: float = 1.0,
         out: list[int] = []
         for _ in range(max_new_tokens):
             logits, state = model.step(tokens, state)
-            nxt = knobs.pick(logits.float(), seen, generator)  # [1]
+            nxt = knobs.pick(_reply_logits(model, logits.float()), seen, generator)  # [1]
             out.append(int(nxt))
             if out[-1] == c.eos_id:
                 break
@@ -466,8 +473,10 @@ def seq2seq_step(model, src):
     def step(seqs: torch.Tensor, state, parents):
         if state is None:
             state = model.start(src).reorder(torch.zeros(seqs.size(0), dtype=torch.long, device=seqs.device))
-            return model.step(seqs, state)
-        return model.step(seqs[:, -1:], state.reorder(parents))
+            logits, state = model.step(seqs, state)
+        else:
+            logits, state = model.step(seqs[:, -1:], state.reorder(parents))
+        return _reply_logits(model, logits.float()), state
 
     return step
 

@@ -102,6 +102,9 @@ def main(argv=None):
     p.add_argument("--out-dir", default=None)
     p.add_argument("--export", default=None, help="write the trained model, tokenizer and history here "
                    "(a weights file that minigpt.seq2seq.load_seq2seq and mg.pretrained.load read)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "auto", "bfloat16", "float16"),
+                   help="training precision (default float32: under bfloat16 autocast the Transformer's encoder "
+                        "collapses, its output the same vector at every position; 'auto' is the Trainer's choice)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=1337)
     args = p.parse_args(argv)
@@ -118,7 +121,7 @@ def main(argv=None):
     cfg = TrainConfig(max_iters=args.max_iters, batch_size=args.batch_size, block_size=args.max_tgt_len,
                       learning_rate=args.lr, min_lr=args.lr / 10, warmup_iters=min(100, args.max_iters // 10),
                       eval_interval=args.eval_interval, eval_iters=args.eval_iters, out_dir=args.out_dir,
-                      device=args.device, seed=args.seed, progress=False)
+                      device=args.device, dtype=args.dtype, seed=args.seed, progress=False)
     t0 = time.perf_counter()
     trainer = Trainer(model, train, dev, cfg, tokenizer=tok, get_batch=PairData.get_batch)
     history = trainer.fit()

@@ -4,10 +4,11 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import minigpt as mg
 from minigpt.dialogue_pairs import PairData, Seq2SeqBatch, encode_pair, make_pairs, pad_pairs
-from minigpt.seq2seq import Seq2Seq, Seq2SeqConfig, beam_reply, greedy_reply
+from minigpt.seq2seq import Seq2Seq, Seq2SeqConfig, beam_reply, greedy_reply, sample_reply
 
 from seq2seq_toys import EOS, PAD, SOS, V, IdTokenizer
 
@@ -101,8 +102,26 @@ def test_greedy_reply_is_the_argmax_of_recomputing_every_step():
     reply = greedy_reply(model, q, max_new_tokens=11)
     seq = [SOS]
     for _ in range(len(reply)):
-        seq.append(int(model(q[None], torch.tensor([seq])).logits[0, -1].argmax()))
+        logits = model(q[None], torch.tensor([seq])).logits[0, -1]
+        logits[[PAD, SOS]] = float("-inf")  # no reply holds <pad> or <sos>
+        seq.append(int(logits.argmax()))
     assert reply == seq[1:]
+
+
+def test_no_reply_holds_pad_or_sos_even_when_the_model_scores_them_highest():
+    model = tiny()
+    decode = model.decode
+
+    def loud_decode(*args, **kwargs):  # every step's top logits: <pad>, then <sos>
+        logits, *rest = decode(*args, **kwargs)
+        return (logits + 100 * F.one_hot(torch.tensor(PAD), V) + 90 * F.one_hot(torch.tensor(SOS), V), *rest)
+
+    model.decode = loud_decode
+    q = question(5)
+    assert int(model(q[None], torch.tensor([[SOS]])).logits[0, -1].argmax()) == PAD
+    for reply in (greedy_reply(model, q, max_new_tokens=8), sample_reply(model, q, 8, seed=0),
+                  beam_reply(model, IdTokenizer(), q, beam_width=3, max_new_tokens=8).best.ids):
+        assert reply and not {PAD, SOS} & set(reply)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -359,6 +378,7 @@ def test_greedy_with_a_repetition_penalty_is_the_argmax_of_the_penalised_logits(
     seq = [SOS]
     for _ in range(len(reply)):
         logits = model(q[None], torch.tensor([seq])).logits[0, -1]
+        logits[[PAD, SOS]] = float("-inf")
         seq.append(int(apply_repetition_penalty(logits, seq, 3.0).argmax()))  # the reply so far, <sos> too
     assert reply == seq[1:]
     assert len(set(plain)) < len(plain) and reply != plain  # this random model repeats itself without it
