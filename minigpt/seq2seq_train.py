@@ -102,9 +102,9 @@ def main(argv=None):
     p.add_argument("--out-dir", default=None)
     p.add_argument("--export", default=None, help="write the trained model, tokenizer and history here "
                    "(a weights file that minigpt.seq2seq.load_seq2seq and mg.pretrained.load read)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "auto", "bfloat16", "float16"),
-                   help="training precision (default float32: under bfloat16 autocast the Transformer's encoder "
-                        "collapses, its output the same vector at every position; 'auto' is the Trainer's choice)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                   help="training precision; auto: the Trainer's choice (on a CPU the Transformer stays in float32, "
+                        "see Seq2Seq.cpu_bfloat16; the GRU uses bfloat16 where the CPU has bfloat16 units)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=1337)
     args = p.parse_args(argv)

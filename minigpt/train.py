@@ -216,7 +216,7 @@ class Trainer:
         self.is_main_process = self.rank == 0
 
         self.device = self._pick_device()
-        self.dtype = self._pick_dtype()
+        self.dtype = self._pick_dtype(model)
         self.block_size = config.block_size or model.config.block_size
         if self.block_size > model.config.block_size:
             raise ValueError(f"TrainConfig.block_size ({self.block_size}) is longer than the model's "
@@ -267,13 +267,15 @@ class Trainer:
             device = torch.device("cuda", self.local_rank)  # one GPU per process
         return device
 
-    def _pick_dtype(self) -> torch.dtype:
+    def _pick_dtype(self, model) -> torch.dtype:
         cfg, cuda = self.config, self.device.type == "cuda"
         if cfg.dtype == "auto":
             if not cuda:
                 # Mixed precision pays on a CPU only where it multiplies bfloat16 natively: there the
-                # matmuls run several times faster; elsewhere bfloat16 is emulated and slower.
-                return torch.bfloat16 if self.device.type == "cpu" and cpu_has_native_bfloat16() else torch.float32
+                # matmuls run several times faster; elsewhere bfloat16 is emulated and slower. A model
+                # can say it trains badly that way (cpu_bfloat16 = False, e.g. the encoder-decoder).
+                fast = self.device.type == "cpu" and cpu_has_native_bfloat16()
+                return torch.bfloat16 if fast and getattr(model, "cpu_bfloat16", True) else torch.float32
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if cfg.dtype == "float16" and not cuda:
             raise ValueError(f"TrainConfig.dtype='float16' needs a CUDA GPU (it trains on {self.device}); "

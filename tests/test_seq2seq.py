@@ -165,6 +165,18 @@ def copy_task(n=64, seed=0):
     return PairData(examples, pad_id=PAD)
 
 
+def test_auto_precision_keeps_the_encoder_decoder_in_float32_on_a_cpu(monkeypatch):
+    from minigpt import train as train_module
+    from minigpt.rnn import GRUConfig, GRUSeq2Seq
+    monkeypatch.setattr(train_module, "cpu_has_native_bfloat16", lambda: True)  # as on a CPU with bfloat16 units
+    cfg = mg.TrainConfig(max_iters=1, batch_size=2, device="cpu", progress=False)
+    gru = GRUSeq2Seq(GRUConfig(vocab_size=V, hidden_size=8, block_size=8))
+    assert mg.Trainer(tiny(block_size=8), copy_task(), None, cfg, get_batch=PairData.get_batch).dtype == torch.float32
+    assert mg.Trainer(gru, copy_task(), None, cfg, get_batch=PairData.get_batch).dtype == torch.bfloat16
+    forced = mg.TrainConfig(max_iters=1, batch_size=2, device="cpu", progress=False, dtype="bfloat16")
+    assert mg.Trainer(tiny(block_size=8), copy_task(), None, forced, get_batch=PairData.get_batch).dtype == torch.bfloat16
+
+
 @pytest.mark.parametrize("ratio", [1.0, 0.0])
 def test_teacher_forcing_ratio_zero_and_one_both_train_through_the_trainer(ratio, tmp_path):
     model = tiny(teacher_forcing_ratio=ratio, block_size=8)
