@@ -107,29 +107,32 @@ PRETRAINED = {
 
 
 def _qa(name: str, what: str, data: str, args: str) -> Pretrained:
-    """A question-answer chatbot (sequence-to-sequence, characters), trained by minigpt.seq2seq_train."""
+    """A question-answer chatbot (sequence-to-sequence), trained by minigpt.seq2seq_train with ``args``."""
     return Pretrained(name=name, filename=f"{name}.pt", kind="seq2seq", description=f"{what}; {data}; see {name}.md",
-                      command=f"python -m minigpt.seq2seq_train {args} --max-src-len 64 --max-tgt-len 32 "
-                              f"--batch-size 32 --lr 2e-3 --eval-interval 200 --eval-iters 10 --reply-pairs 20 "
-                              f"--dropout 0.1 --seed 1337 --export minigpt/weights/{name}.pt")
+                      command=f"python -m minigpt.seq2seq_train {args} --dropout 0.1 --seed 1337 "
+                              f"--export minigpt/weights/{name}.pt")
 
 
 _DAILYDIALOG = ("trained on DailyDialog's (question, reply) pairs, CC BY-NC-SA 4.0 (Li et al., IJCNLP 2017): "
                 "non-commercial use only")
 _KDCONV = "trained on KdConv's dev split, its test split held out; Apache-2.0 (Zhou et al., ACL 2020)"
+# English: BPE pieces, questions up to 48 and replies up to 32 of them; Chinese: characters, 64 and 32
+_EN = ("--tokenizer bpe --vocab-size 2048 --max-src-len 48 --max-tgt-len 32 --batch-size 64 --lr 2e-3 "
+       "--eval-interval 500 --eval-iters 20 --reply-pairs 100")
+_ZH = "--max-src-len 64 --max-tgt-len 32 --batch-size 32 --lr 2e-3 --eval-interval 200 --eval-iters 10 --reply-pairs 20"
 PRETRAINED.update({
-    "qa-en": _qa("qa-en", "Transformer encoder-decoder (2 + 2 layers, 4 heads, 128 wide, ~0.95M parameters), "
-                 "English characters", _DAILYDIALOG,
-                 "--model transformer --corpus dailydialog --n-layer 2 --n-head 4 --n-embd 128 --max-iters 1500"),
+    "qa-en": _qa("qa-en", "Transformer encoder-decoder (3 + 3 layers, 4 heads, 192 wide, ~3.5M parameters), "
+                 "English BPE pieces (2,048)", _DAILYDIALOG,
+                 f"--model transformer --corpus dailydialog --n-layer 3 --n-head 4 --n-embd 192 --max-iters 4000 {_EN}"),
     "gru-en": _qa("gru-en", "bidirectional GRU encoder + GRU decoder with Luong (general) attention (1 layer, "
-                  "hidden 208, ~0.95M parameters), English characters", _DAILYDIALOG,
-                  "--model gru --attention general --corpus dailydialog --n-layer 1 --n-embd 208 --max-iters 300"),
+                  "hidden 320, ~3.5M parameters), English BPE pieces (2,048)", _DAILYDIALOG,
+                  f"--model gru --attention general --corpus dailydialog --n-layer 1 --n-embd 320 --max-iters 5000 {_EN}"),
     "qa-zh": _qa("qa-zh", "Transformer encoder-decoder (2 + 2 layers, 4 heads, 128 wide, ~1.3M parameters), "
                  "Chinese characters", _KDCONV,
-                 "--model transformer --corpus kdconv --n-layer 2 --n-head 4 --n-embd 128 --max-iters 600"),
+                 f"--model transformer --corpus kdconv --n-layer 2 --n-head 4 --n-embd 128 --max-iters 600 {_ZH}"),
     "gru-zh": _qa("gru-zh", "bidirectional GRU encoder + GRU decoder with Luong (general) attention (1 layer, "
                   "hidden 150, ~1.3M parameters), Chinese characters", _KDCONV,
-                  "--model gru --attention general --corpus kdconv --n-layer 1 --n-embd 150 --max-iters 300"),
+                  f"--model gru --attention general --corpus kdconv --n-layer 1 --n-embd 150 --max-iters 300 {_ZH}"),
     "mlm-en": Pretrained(
         name="mlm-en", filename="mlm-en.pt", kind="mlm",
         description="masked language model, BERT-style (the encoder-decoder's encoder blocks: 2 layers, 4 heads, "

@@ -24,7 +24,7 @@ def test_a_shipped_chatbot_loads_offline_and_answers_held_out_questions(name):
     kind, corpus, split = SHIPPED[name]
     model, tok = mg.pretrained.load(name)
     assert type(model) is kind and not model.training
-    assert mg.pretrained.path(name).stat().st_size < 8_000_000  # a few MB
+    assert mg.pretrained.path(name).stat().st_size < 16_000_000  # small: 3.5M parameters at most
     assert mg.pretrained.training_history(name)["val_loss"]  # the real curve travels with it
     questions = [d[0] for d in mg.data.load_dialogues(corpus, split)[:10]]
     ended = 0
@@ -47,8 +47,14 @@ def test_the_chat_command_answers_with_a_shipped_chatbot(monkeypatch, capsys):
     assert main(["chat", "--model", "qa-en", "--temperature", "0", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     model, tok = mg.pretrained.load("qa-en")
-    assert f"qa-en: {answer(model, tok, 'How are you?')}" in out
+    for question in ("How are you?", "¿ünknown ☃"):  # byte-level BPE spells any text
+        assert f"qa-en: {answer(model, tok, question)}" in out
+    lines = iter(["¿ünknown ☃", "你好", ""])
+    assert main(["chat", "--model", "qa-zh", "--temperature", "0", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    model, tok = mg.pretrained.load("qa-zh")
     assert "Try again" in out  # a character the model never saw: said, and the chat goes on
+    assert f"qa-zh: {answer(model, tok, '你好')}" in out
 
 
 def test_unknown_names_and_gpt_names_keep_their_own_paths():
