@@ -3,9 +3,11 @@ Playwright), used as a learner uses them: the cross-attention explorer (layer, h
 answer token and a typed answer each redraw the map), the chat box of the sequence-to-sequence
 bots (a typed message gets a reply, from either bot), the fill-in-the-blanks explorer (the
 package's candidates for a typed sentence, a clear error without a blank) and the comparison of
-aligned models (tokens coloured by their KL to the reference, a new seed a new draw).
+aligned models (tokens coloured by their KL to the reference, a new seed a new draw); and a chat
+box with a slow kernel, where a message typed key by key must arrive whole, by Enter or the button,
+and leaving the box must send nothing.
 
-One JupyterLab (tests/test_browser.py's), one page and one kernel for the four tests: the
+One JupyterLab (tests/test_browser.py's), one page and one kernel for the five tests: the
 notebook's first cell builds tiny models (the shipped mlm-en for the fill-in), each test runs its
 widget's cell. Skipped, with the reason, without Chromium or Playwright.
 """
@@ -61,6 +63,17 @@ CELLS = [
     """FillInExplorer("mlm-en", text="I am f___, thanks.")""",
     """CompareAligned({"start": start, "moved": moved}, byte_tok, reward_model, reference=start, prompt="hi",
                max_new_tokens=12)""",
+    """import time
+slow_chat = Seq2SeqChat({("transformer", "en"): (transformer, tok)}, question=None, max_new_tokens=4)
+# a kernel slow to take in each value (0.3 s) and to write each reply (1.5 s), as a busy or distant one is
+slow_chat.message.observe(lambda _: time.sleep(0.3), names="value")
+slow_chat.conversation.observe(lambda _: time.sleep(1.5), names="value")
+slow_chat""",
+    """for _ in range(100):  # what the kernel holds once the box's text has reached it (10 s at most)
+    if slow_chat.message.value:
+        break
+    time.sleep(0.1)
+print("kernel has", repr(slow_chat.message.value), len(slow_chat.turns))""",
 ]
 PICTURE = "img.widget-image"
 ERROR = "span[style*='#b00020']"  # minigpt.viz.widgets._error's red line
@@ -106,12 +119,7 @@ def type_into(box, text: str) -> None:
 
 
 def paste_and_enter(box, text: str) -> None:
-    """Put ``text`` in a box that sends every change, as one paste, and press Enter.
-
-    Not typed key by key: ipywidgets holds back a box's newer value while the kernel has not yet
-    acknowledged the previous one, but sends Enter's "submit" at once, so a kernel still busy
-    with the first keystroke would read the message cut short (the chat widgets' Enter shares
-    this limit of ipywidgets; the send buttons do not have it)."""
+    """Put ``text`` in a box as one paste and press Enter (typed key by key: the last test)."""
     box.fill(text)
     box.press("Enter")
 
@@ -160,7 +168,7 @@ def texts(locator) -> list:
 
 @pytest.fixture(scope="module")
 def page(lab, tmp_path_factory):
-    """The notebook of the four widgets, open in Chromium with its set-up cell run."""
+    """The notebook of the widgets, open in Chromium with its set-up cell run."""
     import nbformat
     url, notebooks = lab
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
@@ -330,4 +338,45 @@ def test_compare_aligned_colours_tokens_by_kl_and_redraws_for_a_new_seed_and_pro
     # a new prompt by Enter: answers again
     redraws(where, lambda: paste_and_enter(control(where, "text", "you").locator("input"), "why"))
     page.wait_for_function("(el) => el.innerText.includes('highest score')", arg=status.element_handle())
+    assert page.get_by_text("Javascript Error").count() == 0
+
+
+def test_chat_box_sends_the_whole_message_typed_key_by_key_while_the_kernel_is_busy(page, last_screen):
+    where = run_widget(page, 5)
+    message = control(where, "text", "you").locator("input")
+    conversation = where.locator(".widget-html").first
+
+    def replies(n: int) -> str:
+        page.wait_for_function("([el, n]) => el.innerText.split('bot:').length > n",
+                               arg=[conversation.element_handle(), n])
+        return conversation.inner_text()
+
+    # typed key by key, Enter: the kernel, slow to take each value, must still read the whole message
+    message.click()
+    page.keyboard.type("How are you?", delay=30)
+    page.keyboard.press("Enter")
+    page.wait_for_function("(el) => el.value === ''", arg=message.element_handle())  # taken: the box empties
+    # the next one typed while the kernel still writes the first reply
+    page.keyboard.type("Where do you live?", delay=30)
+    page.keyboard.press("Enter")
+    said = replies(2)
+    assert "you: How are you?" in said and "you: Where do you live?" in said, said
+
+    # leaving the box sends its text, but nothing to the bot (a cell run after it sees that text, no new turn)
+    message.click()
+    page.keyboard.type("I am fine", delay=30)
+    where.locator(".widget-html").nth(1).click()  # the status line: the box loses focus
+    run_cell(page, 6, ".jp-CodeCell >> nth=6 >> .jp-OutputArea-output:has-text('kernel has')")
+    assert "kernel has 'I am fine' 2" in cell(page, 6).locator(".jp-OutputArea-output").inner_text()
+    assert conversation.inner_text().count("bot:") == 2
+    # Enter with nothing typed since: that text is sent
+    message.click()
+    page.keyboard.press("Enter")
+    assert "you: I am fine" in replies(3)
+    # the send button: the whole text typed key by key
+    page.wait_for_function("(el) => el.value === ''", arg=message.element_handle())
+    message.click()
+    page.keyboard.type("What is your name?", delay=30)
+    where.get_by_role("button", name="send").click()
+    assert "you: What is your name?" in replies(4)
     assert page.get_by_text("Javascript Error").count() == 0

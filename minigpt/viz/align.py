@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from .plots import MUTED, _figure, visible
-from .widgets import FigureBox, _error
+from .widgets import FigureBox, _error, on_enter
 
 LN2 = math.log(2.0)
 
@@ -338,9 +338,8 @@ class CompareAligned(FigureBox):
                                                style={"description_width": "initial"})  # the whole word
         self.seed = widgets.IntText(value=seed, description="seed", layout=widgets.Layout(width="12em"))
         self.status = widgets.HTML()
-        self.ask_button.on_click(lambda _: self.ask())
-        self.prompt.on_msg(lambda _w, content, _b: self.ask()
-                           if isinstance(content, dict) and content.get("event") == "submit" else None)
+        press_ask = on_enter(self.prompt, lambda: self.ask())  # once the whole prompt has reached the kernel
+        self.ask_button.on_click(lambda _: press_ask())
         super().__init__([widgets.HBox([self.prompt, self.ask_button]),
                           widgets.HBox([self.temperature, self.seed]), self.status])
         if prompt:

@@ -37,7 +37,7 @@ import ipywidgets as widgets
 
 from ..chat import Chat
 from .plots import visible
-from .widgets import FigureBox, _error, figure_png
+from .widgets import FigureBox, _error, figure_png, on_enter
 
 TOP_N = 10  # alternatives listed for a selected token
 
@@ -311,11 +311,6 @@ def _knob_widgets(chat: Chat):
     return temperature, top_k, top_p, max_new
 
 
-def _is_submit(content) -> bool:
-    """Whether a Text widget's custom message is the one Enter sends."""
-    return isinstance(content, dict) and content.get("event") == "submit"
-
-
 def _make_chat(model_or_chat, tokenizer, system, chat_kwargs) -> Chat:
     if isinstance(model_or_chat, Chat):
         if tokenizer is not None or chat_kwargs:
@@ -371,9 +366,9 @@ class ChatWidget(FigureBox):
         self.reset_button = widgets.Button(description="new conversation",
                                            tooltip="forget every turn (the system prompt stays)")
         self.status = widgets.HTML()
-        self.send_button.on_click(lambda _: self.send())
+        press_send = on_enter(self.message, lambda: self.send())  # once the whole text has reached the kernel
+        self.send_button.on_click(lambda _: press_send())
         self.reset_button.on_click(lambda _: self.reset())
-        self.message.on_msg(self._on_message_msg)  # Enter (ipywidgets 7 and 8, no deprecated on_submit)
         self.system_box.observe(lambda _: self._set_system(), names="value")
         super().__init__([
             self.system_box,
@@ -386,10 +381,6 @@ class ChatWidget(FigureBox):
         self.image.layout.display = "none"  # the live view is the buttons; the picture is for static viewers
         if question is not None:
             self.send(question)
-
-    def _on_message_msg(self, _widget, content, _buffers):
-        if _is_submit(content):
-            self.send()
 
     def _default_system_note(self) -> str:
         default = self.chat.template.default_system
@@ -423,6 +414,7 @@ class ChatWidget(FigureBox):
         text = self.message.value if text is None else text
         if not self._set_system():
             return None
+        typed, self.message.value = self.message.value, ""  # emptied now: what is typed during the reply stays
         self.send_button.disabled = True
         self.status.value = "writing…"
         self.live.value = ""
@@ -435,13 +427,13 @@ class ChatWidget(FigureBox):
             self.error = str(e)
             self.status.value = _error(self.error)
             self.live.value = ""
+            self.message.value = typed
             return None
         finally:
             self.send_button.disabled = False
         self.error = None
         reply = self.chat.last_reply
         self.turns.append((text, reply))
-        self.message.value = ""
         self.live.value = ""
         self._redraw()
         return reply
@@ -523,8 +515,8 @@ class CompareSystemPrompts(FigureBox):
                              for k, s in enumerate(systems)]
         self.views = [ReplyView(chat, on_branch=lambda k=k: self._after_branch(k)) for k, chat in enumerate(self.chats)]
         self.status = widgets.HTML()
-        self.ask_button.on_click(lambda _: self.ask())
-        self.question.on_msg(lambda _w, content, _b: self.ask() if _is_submit(content) else None)
+        press_ask = on_enter(self.question, lambda: self.ask())  # once the whole question has reached the kernel
+        self.ask_button.on_click(lambda _: press_ask())
         columns = [widgets.VBox([box, view], layout=widgets.Layout(width="50%"))
                    for box, view in zip(self.system_boxes, self.views)]
         super().__init__([widgets.HBox([self.question, self.ask_button]), widgets.HBox(columns), self.status])

@@ -36,7 +36,7 @@ from matplotlib.patches import Rectangle
 
 from ..seq2seq import beam_reply, greedy_reply
 from .plots import HIGHLIGHT, MONOSPACE, WIDTH, _numpy, count, plot_message, visible
-from .widgets import FigureBox, _error
+from .widgets import FigureBox, _error, on_enter
 
 KINDS = ("transformer", "gru")
 KIND_NAMES = {"transformer": "Transformer", "gru": "GRU"}
@@ -603,9 +603,9 @@ class Seq2SeqChat(FigureBox):
         self.send_button = widgets.Button(description="send", button_style="primary")
         self.clear_button = widgets.Button(description="clear", tooltip="forget the conversation shown")
         self.status = widgets.HTML()
-        self.send_button.on_click(lambda _: self.send())
+        press_send = on_enter(self.message, lambda: self.send())  # once the whole text has reached the kernel
+        self.send_button.on_click(lambda _: press_send())
         self.clear_button.on_click(lambda _: self.clear())
-        self.message.on_msg(self._on_message_msg)  # Enter, in ipywidgets 7 and 8
         for w in (self.layer, self.head):
             w.observe(lambda _: self.redraw(), names="value")
         for w in (self.bot, self.language):
@@ -623,10 +623,6 @@ class Seq2SeqChat(FigureBox):
             self.send(question)
         elif self.error is None:
             self.show(plot_message("ask something: the picture of the reply appears here", colour="#444"))
-
-    def _on_message_msg(self, _widget, content, _buffers):
-        if isinstance(content, dict) and content.get("event") == "submit":
-            self.send()
 
     def current(self):
         """(model, tokenizer) of the chosen bot, loaded on first use."""
@@ -670,6 +666,7 @@ class Seq2SeqChat(FigureBox):
         """Send ``text`` (default: the message box) to the chosen bot; returns the reply's maps, or
         None after bad input (``error`` and ``status`` say why; the message stays in its box)."""
         text = self.message.value if text is None else text
+        typed, self.message.value = self.message.value, ""  # emptied now: what is typed during the reply stays
         try:
             model, tok = self.current()
             longest = min(self.max_new_tokens.value, getattr(model, "max_reply_tokens", model.config.block_size))
@@ -677,11 +674,11 @@ class Seq2SeqChat(FigureBox):
                                         beam_width=self.beam_width.value, max_new_tokens=longest,
                                         repetition_penalty=self.repetition_penalty)
         except LOAD_ERRORS as e:
+            self.message.value = typed
             return self._failed(str(e))
         self.error = None
         label = f"{KIND_NAMES[self.bot.value]}, {LANGUAGES[self.language.value]}, {maps.how}"
         self.turns.append((label, text, maps))
-        self.message.value = ""
         self.conversation.value = "".join(_bubble("user", q) + _bubble("bot", m.answer or "(nothing)", lab)
                                           for lab, q, m in self.turns)
         self.redraw()

@@ -55,6 +55,86 @@ def _error(message: str) -> str:
     return f'<span style="color:#b00020">{html.escape(message)}</span>'
 
 
+def _is_submit(content) -> bool:
+    """Whether a Text widget's custom message is the one Enter sends."""
+    return isinstance(content, dict) and content.get("event") == "submit"
+
+
+ENTER_GRACE_S = 1.0  # how long Enter waits for a text that may not come (see on_enter)
+
+
+def on_enter(box: widgets.Text, callback, grace_s: float = ENTER_GRACE_S):
+    """Call ``callback()`` when Enter is pressed in the text ``box``, once the box's whole text has
+    reached the kernel; leaving the box (blur) calls nothing. Returns ``press()``, for a button
+    beside the box: it calls ``callback()`` the same way.
+
+    Enter's "submit" message alone cannot be trusted with the text: ipywidgets' Text view (7 and 8)
+    sends it from the keypress, before the browser's "change" event sends the value; and while the
+    kernel has not yet acknowledged the box's previous value, newer values wait but "submit" goes at
+    once. Read at "submit", the text is cut short ("H" for "How are you?") or stale. So the box sends
+    its value only on Enter or blur (``continuous_update=False``), and "submit" waits: the value that
+    arrives next from the browser calls ``callback``. Enter with nothing typed since the value last
+    reached the kernel sends no new value: the callback then runs ``grace_s`` seconds later, counted
+    from when the kernel is free to take a value (not while a callback of this box runs: the browser
+    holds the value back until the kernel is done with the previous one). A button's click comes after
+    the blur that sent the box's text, so it calls at once, unless a callback of this box is running:
+    then its text may still be on its way (ipykernel 7 may handle the button's and the box's messages
+    on different threads) and it waits as Enter does. Without a running event loop (a script or a test
+    calls the handlers) the callback runs at once.
+    """
+    import asyncio
+    import itertools
+    import threading
+
+    box.continuous_update = False
+    lock, presses = threading.Lock(), itertools.count(1)
+    state = {"waiting": 0, "running": False}  # waiting: the number of the press that awaits its text (0: none)
+
+    def wait_grace(press: int) -> None:
+        try:
+            asyncio.get_running_loop().call_later(grace_s, take, press)
+        except RuntimeError:  # no event loop here: take it now
+            take(press)
+
+    def take(press: int | None = None) -> None:
+        """Run the callback for the waiting press (for ``press``: only if that one still waits; for a
+        text that came: only if no callback runs, else the one running takes the press up when it ends)."""
+        with lock:
+            if not state["waiting"] or press not in (None, state["waiting"]) or (press is None and state["running"]):
+                return
+            state.update(waiting=0, running=True)
+        try:
+            callback()
+        finally:
+            with lock:
+                state["running"], waiting = False, state["waiting"]
+            if waiting:  # pressed again meanwhile: its text comes once the kernel is done with this one
+                wait_grace(waiting)
+
+    def press(text_may_follow: bool = False) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return callback()
+        with lock:
+            number = state["waiting"] = next(presses)
+            running = state["running"]
+        if running:
+            return  # the callback running takes this press up when it ends
+        if text_may_follow:
+            wait_grace(number)
+        else:
+            take(number)
+
+    def on_value(_change):
+        if "value" in getattr(box, "_property_lock", {}):  # sent by the browser, not set by the kernel
+            take()
+
+    box.on_msg(lambda _w, content, _b: press(text_may_follow=True) if _is_submit(content) else None)
+    box.observe(on_value, names="value")
+    return press
+
+
 class FigureBox(widgets.VBox):
     """A VBox whose main picture is a matplotlib figure shown in ``self.image``.
 
@@ -147,7 +227,9 @@ class NextTokenExplorer(FigureBox):
         self.repetition_penalty = widgets.FloatSlider(value=1.0, min=1.0, max=3.0, step=0.05,
                                                       description="repetition penalty", **slider)
         # A Text box, not an IntText: pressing Enter in it sends "submit" even when the number is
-        # unchanged, so typing the same seed again starts its sequence of draws again.
+        # unchanged, so typing the same seed again starts its sequence of draws again. A new number
+        # reseeds through the value (sent on Enter or blur): "submit" comes before that value, so
+        # it may reseed the old number first, which the new value's reseed then replaces.
         self.seed = widgets.Text(value=str(seed), description="seed", continuous_update=False,
                                  layout=widgets.Layout(width="12em"))
         self.argmax_button = widgets.Button(description="take argmax", tooltip="append the most likely token")
