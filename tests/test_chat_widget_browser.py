@@ -1,6 +1,7 @@
 """The chat widget in a real browser (JupyterLab driven by Chromium through Playwright): clicking
-a token shows its distribution, and "regenerate from here" writes a branch, with the core
-widgets alone (no custom JavaScript). Uses the JupyterLab that tests/test_browser.py starts."""
+a token shows its distribution, "regenerate from here" writes a branch, and a message typed key by
+key is sent whole by Enter, with the core widgets alone (no custom JavaScript). Uses the
+JupyterLab that tests/test_browser.py starts."""
 
 import time
 
@@ -54,6 +55,13 @@ def test_clicking_a_token_shows_its_distribution_and_branches(lab, tmp_path):
             page.wait_for_function("() => document.body.innerText.includes('branched at token 2')")
             time.sleep(0.5)
             assert page.locator(TOKENS).count() >= 3
+            # a message typed key by key and sent with Enter arrives whole (see on_enter)
+            box = page.locator(".widget-text").filter(has=page.locator("label.widget-label:text-is('you')"))
+            box.locator("input").click()
+            page.keyboard.type("What is the capital of France?", delay=20)
+            page.keyboard.press("Enter")
+            page.wait_for_function("() => document.body.innerText.includes('What is the capital of France?')")
+            page.wait_for_function("(el) => el.value === ''", arg=box.locator("input").element_handle())
             assert page.get_by_text("Javascript Error").count() == 0
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"))
