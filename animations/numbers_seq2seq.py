@@ -39,7 +39,10 @@ from minigpt.seq2seq import encode_question, greedy_reply, load_seq2seq
 MODEL_NAME = "qa-en"     # the Transformer encoder–decoder
 GRU_NAME = "gru-en"      # the GRU + Luong-attention baseline
 HELD_OUT = ("dailydialog", "test")
-QUESTION = "Where do you want to go?"  # from the test split; its true reply is looked up there
+# From the test split (its true reply is looked up there). Chosen for the shipped qa-en: a sensible
+# greedy reply ("I'm not sure."), a cross-attention head that looks hard at one word piece, and a true
+# reply ("No, he doesn’t.") short enough to show whole, token by token.
+QUESTION = "Does he have a temperature, doctor?"
 
 
 # ------------------------------------------------------------------ the models
