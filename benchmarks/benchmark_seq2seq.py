@@ -74,7 +74,8 @@ def pairs(n, src_len, tgt_len, vocab, seed=0):
 def train_speed(model, data, args) -> float:
     """Question + reply tokens per second over args.steps Trainer steps (after 3 warm-up steps)."""
     cfg = mg.TrainConfig(max_iters=3, batch_size=args.batch_size, eval_interval=10**6, eval_iters=1,
-                         device=args.device, progress=False, warmup_iters=0, learning_rate=1e-4, min_lr=1e-5)
+                         device=args.device, dtype=args.dtype, progress=False, warmup_iters=0, learning_rate=1e-4,
+                         min_lr=1e-5)
     trainer = mg.Trainer(model, data, None, cfg, get_batch=PairData.get_batch)
     trainer.fit()
     trainer.config.max_iters = 3 + args.steps
@@ -114,6 +115,9 @@ def main():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                   help="the same precision for every model (float32: how the Trainer trains the "
+                        "encoder-decoder on a CPU, see Seq2Seq.cpu_bfloat16)")
     args = p.parse_args()
     torch.manual_seed(0)
     cfg = Seq2SeqConfig(vocab_size=args.vocab, block_size=args.tgt_len + 1, src_block_size=args.src_len,
@@ -122,7 +126,8 @@ def main():
     ours, ref = Seq2Seq(cfg), TorchTransformer(cfg)
     print(f"parameters: ours {ours.num_params():,}, torch.nn.Transformer {sum(q.numel() for q in ref.parameters()):,}")
     print(f"batch {args.batch_size} x ({args.src_len} question + {args.tgt_len} reply) tokens, "
-          f"{args.steps} steps per run, {args.rounds} rounds, device {args.device}, threads {torch.get_num_threads()}")
+          f"{args.steps} steps per run, {args.rounds} rounds, device {args.device}, {args.dtype}, "
+          f"threads {torch.get_num_threads()}")
     best = {"ours": 0.0, "torch": 0.0}
     for r in range(args.rounds):
         for name, model in (("ours", ours), ("torch", ref)):
