@@ -51,6 +51,12 @@ WIDGET_IMAGE = ".jp-OutputArea-output img.widget-image"
 SLIDER_HANDLE = ".widget-slider .noUi-handle, .widget-slider .ui-slider-handle"  # ipywidgets 8, 7
 
 
+def launch(playwright):
+    """Debian's Chromium, headless, as the tests run it (no sandbox and no GPU inside containers)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM,
+                                      args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -165,8 +171,7 @@ def is_dirty(page) -> bool:
 def test_widget_reacts_in_the_browser_and_its_picture_survives_save_and_reopen(lab, tmp_path):
     url, notebooks = lab
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        browser = launch(p)
         page = open_notebook(browser, url, "widget.ipynb")
         try:
             # stored as the course's notebooks are: opening it changes nothing, and shows the picture

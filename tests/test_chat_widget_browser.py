@@ -6,8 +6,7 @@ JupyterLab that tests/test_browser.py starts."""
 import time
 
 import pytest
-
-from test_browser import CHROMIUM, REPO, lab, open_notebook, run_cell, sync_api  # noqa: F401 (lab: a fixture)
+from test_browser import CHROMIUM, REPO, lab, launch, open_notebook, run_cell, sync_api  # noqa: F401 (lab: a fixture)
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="the browser test needs Chromium (apt-get install chromium)")]
@@ -27,8 +26,9 @@ DETAILS = ".minigpt-details"
 
 
 def test_clicking_a_token_shows_its_distribution_and_branches(lab, tmp_path):
-    import nbformat
     import importlib.util
+
+    import nbformat
     url, notebooks = lab
     spec = importlib.util.spec_from_file_location("execute_notebooks", REPO / "scripts" / "execute_notebooks.py")
     execute_notebooks = importlib.util.module_from_spec(spec)
@@ -37,8 +37,7 @@ def test_clicking_a_token_shows_its_distribution_and_branches(lab, tmp_path):
     execute_notebooks.execute(nb, notebooks)  # stored as the course's notebooks are
     nbformat.write(nb, notebooks / "chat.ipynb")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        browser = launch(p)
         page = open_notebook(browser, url, "chat.ipynb")
         try:
             # stored: the picture of the reply stands in for the widget

@@ -16,8 +16,7 @@ import io
 import re
 
 import pytest
-
-from test_browser import CHROMIUM, REPO, lab, open_notebook, run_cell, sync_api  # noqa: F401 (lab: a fixture)
+from test_browser import CHROMIUM, REPO, lab, launch, open_notebook, run_cell, sync_api  # noqa: F401 (lab: a fixture)
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="the browser test needs Chromium (apt-get install chromium)")]
@@ -175,8 +174,7 @@ def page(lab, tmp_path_factory):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, notebooks / "seq2seq_align_widgets.ipynb")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        browser = launch(p)
         page = open_notebook(browser, url, "seq2seq_align_widgets.ipynb")
         try:
             run_cell(page, 0, ".jp-CodeCell >> nth=0 >> .jp-OutputArea-output:has-text('models ready')")
