@@ -262,6 +262,7 @@ def _chat_with_qa(args) -> None:
     from . import pretrained
     from .runtime import pick_device
     from .seq2seq import answer
+    from .tokenizer import CharTokenizer
 
     device = pick_device() if args.device == "auto" else torch.device(args.device)
     model, tok = pretrained.load(args.model, device=device)
@@ -269,7 +270,8 @@ def _chat_with_qa(args) -> None:
     how = f"beam search, {args.beam_width} beams" if (args.beam_width or 1) > 1 else (
         "greedy" if args.temperature == 0 else f"sampled at temperature {args.temperature}")
     print(f"Asking {args.model} ({type(model).__name__}, {model.num_params():,} parameters; replies {how}, at most "
-          f"{n} characters). Each line is a question answered on its own. An empty line or Ctrl-D ends.")
+          f"{n} {'characters' if isinstance(tok, CharTokenizer) else 'tokens'}). Each line is a question answered "
+          f"on its own. An empty line or Ctrl-D ends.")
     turn = 0
     while True:
         try:
