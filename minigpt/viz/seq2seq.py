@@ -234,9 +234,9 @@ def _bars(ax, weights, panels, selected):
     ax.set_xticks(range(S), [_label(t) for t in m.question_tokens], rotation=90,
                   fontsize=_fit(S, ax.get_position().width * ax.figure.get_figwidth()), family=MONOSPACE)
     ax.set_xlim(-0.5, S - 0.5)
-    ax.set_ylim(0, min(1.0, max(float(max(w.max() for w in weights)) * 1.15, 1e-9)))
+    ax.set_ylim(0, max(float(max(w.max() for w in weights)) * 1.35, 1e-9))  # headroom: the legend never hides a bar
     ax.set_ylabel("weight", fontsize=9)
-    ax.legend(fontsize=8, loc="upper right", prop={"family": MONOSPACE, "size": 8})
+    ax.legend(fontsize=8, loc="best", prop={"family": MONOSPACE, "size": 8})
     ax.set_title(f"where '{_label(m.answer_tokens[selected])}' (answer token {selected}) looked in the question",
                  fontsize=9, family=MONOSPACE)
 
@@ -696,8 +696,8 @@ class Seq2SeqChat(FigureBox):
             return
         layer = self.layer.value if maps.kind == "transformer" and self.layer.value < maps.n_layer else -1
         head = self.head.value if maps.kind == "gru" or head_fits(self.head.value, maps.n_head) else "all"
-        self.show(plot_cross_attention(maps, layer, head, title=f"where each word of the reply looked in your "
-                                                                f"message ({maps.title.split(':')[0]})"))
+        self.show(plot_cross_attention(maps, layer, head, title=f"{maps.title.split(':')[0]}: where each word of "
+                                                                f"the reply\nlooked in your message"))
 
     def clear(self) -> None:
         """Forget the conversation shown."""
