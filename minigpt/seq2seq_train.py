@@ -8,8 +8,8 @@ DailyDialog or KdConv pairs, through the package's Trainer; print dev loss, perp
 The tokens are characters (``--tokenizer char``, the default: right for Chinese, where a character
 carries meaning) or byte-level BPE pieces learned from the training split (``--tokenizer bpe
 --vocab-size 2048``: English words and word pieces, about 3 characters each, so a reply of 32 tokens
-is a whole sentence), plus <pad>, <sos>, <eos> and <sep> (between context turns). After training it answers dev questions and prints BLEU-2 and distinct-1/2
-(greedy and beam). DailyDialog trains on "train" and is measured on "validation"; KdConv, which has
+is a whole sentence), plus <pad>, <sos>, <eos> and <sep> (between context turns). After training it
+answers dev questions and prints BLEU-2 and distinct-1/2 (greedy and beam). DailyDialog trains on "train" and is measured on "validation"; KdConv, which has
 only dev and test, trains on "dev" and is measured on "test". MINIGPT_FAST=1 takes a small share.
 """
 
@@ -113,9 +113,12 @@ def main(argv=None):
         args.limit = min(args.limit or 200, 200)
         args.max_iters, args.eval_interval, args.eval_iters = min(args.max_iters, 30), 30, 4
         args.reply_pairs = min(args.reply_pairs, 5)
-    tok, train, dev, dev_pairs = qa_data(args.corpus, args.context_turns, args.max_src_len, args.max_tgt_len, args.limit,
-                                         args.tokenizer, args.vocab_size)
-    model = build_model(args.model, tok, args)
+    try:  # a bad setting or missing data: one line that says what to change, not a stack trace
+        tok, train, dev, dev_pairs = qa_data(args.corpus, args.context_turns, args.max_src_len, args.max_tgt_len,
+                                             args.limit, args.tokenizer, args.vocab_size)
+        model = build_model(args.model, tok, args)
+    except (ValueError, OSError) as e:
+        p.error(str(e))
     print(f"{args.model}: {model.num_params():,} parameters; {len(train):,} training pairs, {len(dev):,} dev pairs, "
           f"{tok.vocab_size} tokens")
     cfg = TrainConfig(max_iters=args.max_iters, batch_size=args.batch_size, block_size=args.max_tgt_len,

@@ -313,7 +313,7 @@ def test_the_training_command_trains_and_answers(kind, capsys, tmp_path):
     assert "dev loss" in out and "BLEU-2" in out and out.count("   greedy:") == 5 and (tmp_path / "ckpt.pt").is_file()
 
 
-def test_bpe_pairs_learn_their_pieces_from_the_training_split_and_read_special_text_as_plain(tmp_path):
+def test_bpe_pairs_learn_their_pieces_from_the_training_split_and_read_special_text_as_plain(tmp_path, capsys):
     from minigpt.seq2seq import answer, encode_question, load_seq2seq
     from minigpt.seq2seq_train import main, qa_data
     tok, train, dev, _ = qa_data("dailydialog", limit=20, max_src_len=24, max_tgt_len=12, tokenizer="bpe", vocab_size=300)
@@ -326,6 +326,9 @@ def test_bpe_pairs_learn_their_pieces_from_the_training_split_and_read_special_t
     assert tok.decode(tok.encode(line)) == line and len(tok.encode(line)) < 0.8 * len(line)  # pieces, not bytes
     with pytest.raises(ValueError, match="'char' or 'bpe'"):
         qa_data("dailydialog", limit=2, tokenizer="words")
+    with pytest.raises(SystemExit):  # the command says it in one line, with its usage
+        main(["--tokenizer", "bpe", "--vocab-size", "100", "--limit", "2"])
+    assert "vocab_size must be at least 260" in capsys.readouterr().err
     main(["--tokenizer", "bpe", "--vocab-size", "300", "--limit", "20", "--max-iters", "2", "--eval-iters", "1",
           "--n-embd", "16", "--n-head", "2", "--n-layer", "1", "--batch-size", "4", "--max-tgt-len", "8",
           "--reply-pairs", "2", "--export", str(tmp_path / "qa.pt")])
