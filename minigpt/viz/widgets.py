@@ -61,34 +61,40 @@ def _is_submit(content) -> bool:
 
 
 ENTER_GRACE_S = 1.0  # how long Enter waits for a text that may not come (see on_enter)
+CLICK_FRESH_S = 0.5  # a text that reached the kernel this recently before a click is the click's own
 
 
-def on_enter(box: widgets.Text, callback, grace_s: float = ENTER_GRACE_S):
+def on_enter(box: widgets.Text, callback, grace_s: float = ENTER_GRACE_S, fresh_s: float = CLICK_FRESH_S):
     """Call ``callback()`` when Enter is pressed in the text ``box``, once the box's whole text has
     reached the kernel; leaving the box (blur) calls nothing. Returns ``press()``, for a button
     beside the box: it calls ``callback()`` the same way.
 
-    Enter's "submit" message alone cannot be trusted with the text: ipywidgets' Text view (7 and 8)
-    sends it from the keypress, before the browser's "change" event sends the value; and while the
-    kernel has not yet acknowledged the box's previous value, newer values wait but "submit" goes at
-    once. Read at "submit", the text is cut short ("H" for "How are you?") or stale. So the box sends
-    its value only on Enter or blur (``continuous_update=False``), and "submit" waits: the value that
-    arrives next from the browser calls ``callback``. Enter with nothing typed since the value last
-    reached the kernel sends no new value: the callback then runs ``grace_s`` seconds later, counted
-    from when the kernel is free to take a value (not while a callback of this box runs: the browser
-    holds the value back until the kernel is done with the previous one). A button's click comes after
-    the blur that sent the box's text, so it calls at once, unless a callback of this box is running:
-    then its text may still be on its way (ipykernel 7 may handle the button's and the box's messages
-    on different threads) and it waits as Enter does. Without a running event loop (a script or a test
-    calls the handlers) the callback runs at once.
+    Neither Enter's "submit" nor a button's "click" can be trusted to come after the box's text:
+    - ipywidgets' Text view (7 and 8) sends "submit" from the keypress, before the browser's
+      "change" event sends the value; and while the kernel has not yet acknowledged the box's
+      previous value, newer values wait but "submit" and "click" go at once.
+    - ipykernel 7 may hand the box's and the button's messages to different threads (subshells),
+      so a click can be handled before the text that its own blur sent.
+    Read too early, the text is cut short ("H" for "How are you?"), stale, or empty.
+
+    So the box sends its value only on Enter or blur (``continuous_update=False``), and a press waits
+    for it: the value that arrives next from the browser calls ``callback``. A click whose text
+    arrived within ``fresh_s`` seconds before it (the normal order) calls at once. A press that no new
+    value follows (nothing typed since the text last reached the kernel) calls ``grace_s`` seconds
+    later, counted from when the kernel is free to take a value (not while a callback of this box
+    runs: the browser holds the value back until the kernel is done with the previous one). Without
+    a running event loop (a script or a test calls the handlers) the callback runs at once.
     """
     import asyncio
     import itertools
     import threading
+    import time
 
     box.continuous_update = False
     lock, presses = threading.Lock(), itertools.count(1)
-    state = {"waiting": 0, "running": False}  # waiting: the number of the press that awaits its text (0: none)
+    # waiting: the number of the press that awaits its text (0: none); arrived: when the browser's
+    # newest text reached the kernel, None once a callback has taken it
+    state = {"waiting": 0, "running": False, "arrived": None}
 
     def wait_grace(press: int) -> None:
         try:
@@ -102,7 +108,7 @@ def on_enter(box: widgets.Text, callback, grace_s: float = ENTER_GRACE_S):
         with lock:
             if not state["waiting"] or press not in (None, state["waiting"]) or (press is None and state["running"]):
                 return
-            state.update(waiting=0, running=True)
+            state.update(waiting=0, running=True, arrived=None)
         try:
             callback()
         finally:
@@ -118,16 +124,18 @@ def on_enter(box: widgets.Text, callback, grace_s: float = ENTER_GRACE_S):
             return callback()
         with lock:
             number = state["waiting"] = next(presses)
-            running = state["running"]
+            running, arrived = state["running"], state["arrived"]
         if running:
             return  # the callback running takes this press up when it ends
-        if text_may_follow:
-            wait_grace(number)
+        if not text_may_follow and arrived is not None and time.monotonic() - arrived < fresh_s:
+            take(number)  # a click after the text its blur sent
         else:
-            take(number)
+            wait_grace(number)  # the text is on its way, or nothing new was typed
 
     def on_value(_change):
         if "value" in getattr(box, "_property_lock", {}):  # sent by the browser, not set by the kernel
+            with lock:
+                state["arrived"] = time.monotonic()
             take()
 
     box.on_msg(lambda _w, content, _b: press(text_may_follow=True) if _is_submit(content) else None)
