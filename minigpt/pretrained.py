@@ -119,7 +119,7 @@ _KDCONV = "trained on KdConv's dev split, its test split held out; Apache-2.0 (Z
 # English: BPE pieces, questions up to 48 and replies up to 32 of them; Chinese: characters, 64 and 32
 _EN = ("--tokenizer bpe --vocab-size 2048 --max-src-len 48 --max-tgt-len 32 --batch-size 64 --lr 2e-3 "
        "--eval-interval 500 --eval-iters 20 --reply-pairs 100")
-_ZH = "--max-src-len 64 --max-tgt-len 32 --batch-size 32 --lr 2e-3 --eval-interval 200 --eval-iters 10 --reply-pairs 20"
+_ZH = "--max-src-len 64 --max-tgt-len 32 --batch-size 32 --lr 2e-3 --eval-interval 300 --eval-iters 20 --reply-pairs 20"
 PRETRAINED.update({
     "qa-en": _qa("qa-en", "Transformer encoder-decoder (3 + 3 layers, 4 heads, 192 wide, ~3.5M parameters), "
                  "English BPE pieces (2,048)", _DAILYDIALOG,
@@ -129,10 +129,10 @@ PRETRAINED.update({
                   f"--model gru --attention general --corpus dailydialog --n-layer 1 --n-embd 320 --max-iters 5000 {_EN}"),
     "qa-zh": _qa("qa-zh", "Transformer encoder-decoder (2 + 2 layers, 4 heads, 128 wide, ~1.3M parameters), "
                  "Chinese characters", _KDCONV,
-                 f"--model transformer --corpus kdconv --n-layer 2 --n-head 4 --n-embd 128 --max-iters 600 {_ZH}"),
+                 f"--model transformer --corpus kdconv --n-layer 2 --n-head 4 --n-embd 128 --max-iters 2400 {_ZH}"),
     "gru-zh": _qa("gru-zh", "bidirectional GRU encoder + GRU decoder with Luong (general) attention (1 layer, "
                   "hidden 150, ~1.3M parameters), Chinese characters", _KDCONV,
-                  f"--model gru --attention general --corpus kdconv --n-layer 1 --n-embd 150 --max-iters 300 {_ZH}"),
+                  f"--model gru --attention general --corpus kdconv --n-layer 1 --n-embd 150 --max-iters 2400 {_ZH}"),
     "mlm-en": Pretrained(
         name="mlm-en", filename="mlm-en.pt", kind="mlm",
         description="masked language model, BERT-style (the encoder-decoder's encoder blocks: 2 layers, 4 heads, "

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import minigpt as mg
+from minigpt.dialogue_pairs import PairData, make_pairs, pad_pairs
 from minigpt.rnn import GRUSeq2Seq
 from minigpt.seq2seq import Seq2Seq, answer, beam_reply, encode_question, greedy_reply
 
@@ -38,6 +39,37 @@ def test_a_shipped_chatbot_loads_offline_and_answers_held_out_questions(name):
         ended += beam.best.finished and beam.best.ids[-1] == model.config.eos_id
     # small and briefly trained, they often talk until the length limit; but they have learned to stop
     assert ended >= 1
+
+
+def reply_loss(model, tok, pairs) -> float:
+    """Mean teacher-forced loss per reply token of (context, reply) pairs."""
+    ids = tok.special_tokens
+    data = PairData.from_pairs(pairs, lambda s: tok.encode(s, allowed_special="none"), pad_id=ids["<pad>"],
+                               sos_id=ids["<sos>"], eos_id=ids["<eos>"], sep_ids=[ids["<sep>"]],
+                               max_src_len=model.config.src_block_size, max_tgt_len=model.config.block_size)
+    batch, targets = pad_pairs(data.examples, data.pad_id)
+    with torch.no_grad():
+        return float(model(batch, targets=targets).loss)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_a_shipped_chatbot_listens_to_the_question(name):
+    """Its held-out replies cost more after a shuffled question than after their own: the question is
+    worth something to it. (A Transformer whose encoder collapsed, as under CPU bfloat16 autocast,
+    scores them the same either way.)"""
+    _, corpus, split = SHIPPED[name]
+    model, tok = mg.pretrained.load(name)
+
+    def writes(text):  # a character tokenizer has no id for a character it never saw
+        try:
+            return bool(tok.encode(text, allowed_special="none"))
+        except ValueError:
+            return False
+    pairs = [(c, r) for c, r in make_pairs(mg.data.load_dialogues(corpus, split)[:60]) if writes("".join(c) + r)][:256]
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(0)).tolist()
+    shuffled = [(pairs[j][0], reply) for j, (_, reply) in zip(order, pairs)]
+    worth = reply_loss(model, tok, shuffled) - reply_loss(model, tok, pairs)
+    assert worth > 0.02, f"{name}: its own question lowers the loss of a reply by only {worth:.3f} nats per token"
 
 
 def test_the_chat_command_answers_with_a_shipped_chatbot(monkeypatch, capsys):
