@@ -23,30 +23,12 @@ RIGHT_EDGE = 6.9
 MAP_WIDTH = 7.0     # a question narrower than this is drawn larger
 
 
-def on_baseline(token: VGroup) -> VGroup:
-    """Set a token box's text on the line every other box's text sits on. Centred by its own outline,
-    as ``token_box`` centres it, "." floats mid-box like "·" and "," hangs like an apostrophe; here a
-    strut glyph ("|", from above the capitals to below the line) is centred instead, then dropped.
-    Returns the token (VGroup(box, label)), changed in place (``TeacherForcing``'s rows use it too)."""
-    old = token.label
-    text = make_text("|" + old.text, font_size=old.font_size, mono=True)
-    strut, glyphs = text[0], VGroup(*text[1:])
-    text.scale(old.width / glyphs.width)                       # the size token_box gave it
-    text.shift(token.box.get_center() - [glyphs.get_center()[0], strut.get_center()[1], 0])
-    token.remove(old)
-    token.add(glyphs)
-    token.label = glyphs
-    return token
-
-
 def question_row(tokens, label_width: float) -> TokenRow:
     """The question's tokens in boxes (a box as wide as its token, so " going" fits and stays
     readable), centred right of the decoder box and of a column ``label_width`` wide for the reply's
     tokens; shrunk only when the question is too long for the frame."""
     row = TokenRow(tokens, colors=[KEY_COLOR] * len(tokens), font_size=SMALL_SIZE, height=0.42, buff=0.05,
                    min_width=0.32)
-    for box in row.boxes:
-        on_baseline(box)
     left = LEFT_EDGE + label_width + 0.15
     if row.width < MAP_WIDTH:  # a short question: larger, so the map under it is not a postage stamp
         row.scale(min(1.3, MAP_WIDTH / row.width))

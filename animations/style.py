@@ -217,13 +217,19 @@ def token_box(s: str, color=None, font_size: float = BODY_SIZE, min_width: float
     Returns VGroup(box, label) with ``.box`` and ``.label`` attributes.
     """
     color = color or TOKEN_COLORS[0]
-    label = make_text(s if raw else show_token(s), font_size=font_size, color=FG, mono=mono)
-    if label.height > height * 0.7:
-        label.scale_to_fit_height(height * 0.7)
+    text = s if raw else show_token(s)
+    label = make_text(text, font_size=font_size, color=FG, mono=mono)
+    scale = min(1.0, height * 0.7 / label.height) if label.height > 0 else 1.0
+    label.scale(scale)
     width = max(min_width, label.width + 0.24)
     box = RoundedRectangle(corner_radius=0.08, width=width, height=height, stroke_color=color, stroke_width=2.5,
                            fill_color=color, fill_opacity=fill_opacity)
-    label.move_to(box)
+    # Centred by its own outline, "." would float mid-box like "·", "," would hang like an apostrophe
+    # and "␣n" would sit lower than "ot". So a strut ("|", from above the capitals to below the line)
+    # is centred in the box, and the text is set where it stands beside it: every box's text on one line.
+    line = make_text("|" + text, font_size=font_size, mono=mono)
+    above_strut = VGroup(*line[1:]).get_center()[1] - line[0].get_center()[1] if len(line) > 1 else 0.0
+    label.move_to(box.get_center() + UP * above_strut * scale)
     group = VGroup(box, label)
     group.box, group.label = box, label
     return group

@@ -17,7 +17,6 @@ import math
 from manim import *
 
 import numbers_seq2seq
-from encoder_decoder import on_baseline
 from style import *
 
 MAX_STEPS = 24      # reply tokens shown at most (fewer when long word pieces would not fit)
@@ -67,8 +66,8 @@ def step_rows(rows, colors, x_left: float, ys, width: float = ROW_WIDTH) -> list
     scale = min(1.0, width / (lefts[-1] + widths[-1]))
     out = []
     for tokens, cols, y in zip(rows, colors, ys):
-        boxes = [on_baseline(token_box(tok, color, font_size=BOX["font_size"], height=BOX["height"],
-                                       min_width=widths[t]).move_to([lefts[t] + widths[t] / 2, 0, 0]))
+        boxes = [token_box(tok, color, font_size=BOX["font_size"], height=BOX["height"],
+                           min_width=widths[t]).move_to([lefts[t] + widths[t] / 2, 0, 0])
                  for t, (tok, color) in enumerate(zip(tokens, cols))]
         row = VGroup(*boxes).scale(scale, about_point=ORIGIN).shift([x_left, y, 0])
         row.boxes = boxes

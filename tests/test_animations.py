@@ -59,6 +59,27 @@ def test_every_scene_class_in_animations_is_registered():
 
 
 @needs_manim
+def test_token_boxes_set_their_text_on_one_line():
+    """Centred by its outline, "." would float mid-box like "·" and "," hang like an apostrophe; every
+    box's text stands on the same line instead, whatever its glyphs."""
+    sys.path.insert(0, str(ANIMATIONS))  # what manim does for the scene it renders
+    try:
+        style = importlib.import_module("style")
+    finally:
+        sys.path.remove(str(ANIMATIONS))
+    box = {t: style.token_box(t, font_size=20, height=0.45) for t in (".", ",", "a", "ot", " n", "Tg", "?")}
+    for token in box.values():
+        assert abs(token.box.get_center()[1]) < 1e-9                            # boxes alike
+        assert token.box.get_bottom()[1] < token.label.get_bottom()[1] < token.label.get_top()[1] < token.box.get_top()[1]
+    line = box["a"].label.get_bottom()[1]
+    for sits_on_the_line in (box["."].label, box["ot"].label, box[" n"].label[-1], box["?"].label, box["Tg"].label[0]):
+        assert abs(sits_on_the_line.get_bottom()[1] - line) < 0.01
+    assert box[","].label.get_bottom()[1] < line - 0.01 < line + 0.01 < box[","].label.get_top()[1]  # through it
+    assert box["Tg"].label[1].get_bottom()[1] < line - 0.03                    # a descender hangs below it
+    assert box["."].label.get_center()[1] < box["a"].label.get_center()[1] - 0.03  # "." low, not mid-box
+
+
+@needs_manim
 def test_the_first_probability_on_screen_is_the_models_own(monkeypatch):
     """NextTokenLoop's first bar: the token the shipped model finds most likely after the prompt,
     with its percentage as drawn, against the model run directly."""
