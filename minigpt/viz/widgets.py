@@ -73,8 +73,9 @@ def on_enter(box: widgets.Text, callback, grace_s: float = ENTER_GRACE_S, fresh_
     - ipywidgets' Text view (7 and 8) sends "submit" from the keypress, before the browser's
       "change" event sends the value; and while the kernel has not yet acknowledged the box's
       previous value, newer values wait but "submit" and "click" go at once.
-    - ipykernel 7 may hand the box's and the button's messages to different threads (subshells),
-      so a click can be handled before the text that its own blur sent.
+    - ipykernel 7 may dispatch widget messages concurrently (while another message holds the
+      shell, or on another subshell's thread), so a click can be handled before the text that its
+      own blur sent.
     Read too early, the text is cut short ("H" for "How are you?"), stale, or empty.
 
     So the box sends its value only on Enter or blur (``continuous_update=False``), and a press waits
