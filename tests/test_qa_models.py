@@ -5,9 +5,10 @@ import pytest
 import torch
 
 import minigpt as mg
-from minigpt.dialogue_pairs import PairData, make_pairs, pad_pairs
+from minigpt.dialogue_pairs import make_pairs
 from minigpt.rnn import GRUSeq2Seq
 from minigpt.seq2seq import Seq2Seq, answer, beam_reply, encode_question, greedy_reply
+from minigpt.seq2seq_measure import reply_loss, shuffled_questions, writable_pairs
 
 # name: (class, a held-out dialogue split: never trained on)
 SHIPPED = {"qa-en": (Seq2Seq, "dailydialog", "test"), "gru-en": (GRUSeq2Seq, "dailydialog", "test"),
@@ -41,17 +42,6 @@ def test_a_shipped_chatbot_loads_offline_and_answers_held_out_questions(name):
     assert ended >= 1
 
 
-def reply_loss(model, tok, pairs) -> float:
-    """Mean teacher-forced loss per reply token of (context, reply) pairs."""
-    ids = tok.special_tokens
-    data = PairData.from_pairs(pairs, lambda s: tok.encode(s, allowed_special="none"), pad_id=ids["<pad>"],
-                               sos_id=ids["<sos>"], eos_id=ids["<eos>"], sep_ids=[ids["<sep>"]],
-                               max_src_len=model.config.src_block_size, max_tgt_len=model.config.block_size)
-    batch, targets = pad_pairs(data.examples, data.pad_id)
-    with torch.no_grad():
-        return float(model(batch, targets=targets).loss)
-
-
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_a_shipped_chatbot_listens_to_the_question(name):
     """Its held-out replies cost more after a shuffled question than after their own: the question is
@@ -59,16 +49,8 @@ def test_a_shipped_chatbot_listens_to_the_question(name):
     scores them the same either way.)"""
     _, corpus, split = SHIPPED[name]
     model, tok = mg.pretrained.load(name)
-
-    def writes(text):  # a character tokenizer has no id for a character it never saw
-        try:
-            return bool(tok.encode(text, allowed_special="none"))
-        except ValueError:
-            return False
-    pairs = [(c, r) for c, r in make_pairs(mg.data.load_dialogues(corpus, split)[:60]) if writes("".join(c) + r)][:256]
-    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(0)).tolist()
-    shuffled = [(pairs[j][0], reply) for j, (_, reply) in zip(order, pairs)]
-    worth = reply_loss(model, tok, shuffled) - reply_loss(model, tok, pairs)
+    pairs = writable_pairs(make_pairs(mg.data.load_dialogues(corpus, split)[:60]), tok)[:256]
+    worth = reply_loss(model, tok, shuffled_questions(pairs)) - reply_loss(model, tok, pairs)
     assert worth > 0.02, f"{name}: its own question lowers the loss of a reply by only {worth:.3f} nats per token"
 
 
@@ -94,3 +76,17 @@ def test_unknown_names_and_gpt_names_keep_their_own_paths():
         mg.pretrained.load("qa-fr")
     model, _ = mg.pretrained.load("shakespeare-char")
     assert isinstance(model, mg.GPT)
+
+
+def test_reply_loss_is_per_token_whatever_the_batches_and_says_what_it_cannot_measure():
+    model, tok = mg.pretrained.load("qa-zh")
+    pairs = make_pairs(mg.data.load_dialogues("kdconv", "test")[:5])
+    kept = writable_pairs(pairs + [(["☃"], "好")], tok)
+    assert kept == writable_pairs(pairs, tok) and len(kept) > 10  # the snowman is no character it knows
+    assert reply_loss(model, tok, kept, batch_size=3) == pytest.approx(reply_loss(model, tok, kept, batch_size=64), rel=1e-5)
+    moved = shuffled_questions(kept)
+    assert [r for _, r in moved] == [r for _, r in kept] and moved != kept
+    with pytest.raises(ValueError, match="cannot write: keep writable_pairs"):
+        reply_loss(model, tok, kept + [(["☃"], "好")])
+    with pytest.raises(ValueError, match="no pairs"):
+        reply_loss(model, tok, [])
