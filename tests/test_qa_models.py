@@ -2,7 +2,6 @@
 GRU + Luong attention): they load by name without network and answer held-out questions."""
 
 import pytest
-import torch
 
 import minigpt as mg
 from minigpt.dialogue_pairs import make_pairs
